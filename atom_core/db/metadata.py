@@ -1,0 +1,12 @@
+"""Every table's module imported once, so `target_metadata` knows them all.
+
+Add the models module of each new feature here; the RLS coverage test walks
+this metadata to find tenant-owned tables.
+"""
+
+from sqlmodel import SQLModel
+
+import atom_core.governance.audit  # noqa: F401
+import atom_core.tenancy.models  # noqa: F401
+
+target_metadata = SQLModel.metadata

@@ -1,0 +1,108 @@
+"""One async engine per process and the transaction scopes services use.
+
+On PostgreSQL every transaction starts by setting the row-level-security
+variables with `set_config(..., is_local => true)` (the `SET LOCAL` form that
+takes bind parameters), so pooled connections never carry a tenant over.
+The policies (see `atom_core.db.rls`) read:
+
+- `app.tenant_id`       the tenant whose rows are visible;
+- `app.user_id`         lets a user see their own memberships across tenants;
+- `app.auth_email`      lets login find one user by email before a tenant is known;
+- `app.auth_key_prefix` lets API-key authentication find one key by its prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from uuid import UUID
+
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from atom_core.context import Ctx
+from atom_core.settings import get_settings
+
+_engine: AsyncEngine | None = None
+_sessions: async_sessionmaker[AsyncSession] | None = None
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")  # SQLite ignores FKs unless asked
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers don't block the writer
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def build_engine(url: str, **kwargs: object) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, **kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+
+
+def get_engine() -> AsyncEngine:
+    global _engine, _sessions
+    if _engine is None:
+        settings = get_settings()
+        if settings.db_url.startswith("sqlite"):
+            settings.home.mkdir(parents=True, exist_ok=True)
+        _engine = build_engine(settings.db_url)
+        _sessions = async_sessionmaker(_engine, class_=AsyncSession, expire_on_commit=False)
+    return _engine
+
+
+async def dispose_engine() -> None:
+    """Close the pool (end of a CLI command, a test, or a settings change)."""
+    global _engine, _sessions
+    if _engine is not None:
+        await _engine.dispose()
+    _engine = _sessions = None
+
+
+@asynccontextmanager
+async def _scope(rls_vars: dict[str, str]) -> AsyncIterator[AsyncSession]:
+    engine = get_engine()
+    assert _sessions is not None
+    async with _sessions() as session, session.begin():
+        if engine.dialect.name == "postgresql":
+            await _set_rls_vars(session, rls_vars)
+        yield session
+
+
+async def _set_rls_vars(session: AsyncSession, rls_vars: dict[str, str]) -> None:
+    names = list(rls_vars)
+    calls = ", ".join(f"set_config(:n{i}, :v{i}, true)" for i in range(len(names)))
+    params = {f"n{i}": name for i, name in enumerate(names)}
+    params |= {f"v{i}": rls_vars[name] for i, name in enumerate(names)}
+    await session.execute(text(f"SELECT {calls}"), params)
+
+
+def session_scope(ctx: Ctx) -> AbstractAsyncContextManager[AsyncSession]:
+    """A transaction that sees the context's tenant only. Commits on success."""
+    return rls_scope(tenant_id=ctx.tenant_id, user_id=ctx.user_id)
+
+
+def rls_scope(
+    *,
+    tenant_id: UUID | None = None,
+    user_id: UUID | None = None,
+    email: str = "",
+    key_prefix: str = "",
+) -> AbstractAsyncContextManager[AsyncSession]:
+    """A transaction with explicit RLS variables, for the few flows that act
+    before a tenant context exists (signup, login, API-key lookup, seeding).
+
+    There is deliberately no scope that sees every tenant's rows.
+    """
+    return _scope(
+        {
+            "app.tenant_id": str(tenant_id or ""),
+            "app.user_id": str(user_id or ""),
+            "app.auth_email": email,
+            "app.auth_key_prefix": key_prefix,
+        }
+    )

@@ -1,0 +1,1 @@
+"""Maturity levels, policies, guardrails, budgets and the audit log."""

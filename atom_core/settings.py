@@ -1,0 +1,128 @@
+"""Settings: environment variables with the ATOM_ prefix, or a `.env` file.
+
+The mode (embedded or server) is chosen only here: a PostgreSQL
+`ATOM_DATABASE_URL` and an `ATOM_REDIS_URL` turn on the server pieces.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from typing_extensions import Annotated
+
+SECRET_KEY_FILE = "secret_key"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ATOM_", env_file=".env", extra="ignore")
+
+    home: Path = Path(".atom")
+    database_url: str | None = None
+    database_admin_url: str | None = None
+    redis_url: str | None = None
+    lance_uri: str | None = None
+    executor: Literal["embedded", "distributed"] = "embedded"
+    secret_key: SecretStr | None = None
+    token_ttl_s: int = Field(3600, ge=60, le=30 * 24 * 3600)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    hsts_max_age_s: int = Field(0, ge=0, description="0 disables Strict-Transport-Security")
+    auth_rate_limit: str = "10/minute"
+    port: int = Field(3000, ge=1, le=65535)
+    log_level: str = "INFO"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("database_url", "database_admin_url")
+    @classmethod
+    def _async_driver(cls, value: str | None) -> str | None:
+        return to_async_url(value) if value else value
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{(self.home / 'atom.db').resolve()}"
+
+    @property
+    def migration_url(self) -> str:
+        """Migrations run as the owner role; the app connects as a non-owner role."""
+        return self.database_admin_url or self.db_url
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.db_url.startswith("postgresql")
+
+    @property
+    def app_db_role(self) -> str | None:
+        """The role the application connects as on PostgreSQL (RLS applies to it)."""
+        return make_url(self.db_url).username if self.is_postgres else None
+
+    @property
+    def lance_path(self) -> str:
+        return self.lance_uri or str((self.home / "lancedb").resolve())
+
+    def secret(self) -> str:
+        """The signing secret: the configured one, or one generated into ATOM_HOME once."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        return _home_secret(self.home.resolve())
+
+    def masked(self) -> dict[str, object]:
+        """Effective settings for display, with secrets and passwords masked."""
+        shown: dict[str, object] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "********"
+            elif name.endswith("_url") and value:
+                value = make_url(value).render_as_string(hide_password=True)
+            shown[name] = value
+        shown["database_url"] = make_url(self.db_url).render_as_string(hide_password=True)
+        shown["secret_key"] = "******** (set)" if self.secret_key else f"******** (file {self.home / SECRET_KEY_FILE})"
+        return shown
+
+
+def to_async_url(url: str) -> str:
+    """Accept plain `postgresql://` / `sqlite://` URLs and pick the async drivers."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+asyncpg"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif parsed.drivername == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    return parsed.render_as_string(hide_password=False)
+
+
+@lru_cache(maxsize=8)
+def _home_secret(home: Path) -> str:
+    path = home / SECRET_KEY_FILE
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests and CLI options change the environment)."""
+    get_settings.cache_clear()
+    _home_secret.cache_clear()

@@ -1,0 +1,148 @@
+"""API keys: `atom_<id>_<secret>`, shown once, stored as a SHA-256 hash.
+
+The visible prefix (`atom_<id>`) finds the key; the hash proves it. Keys are
+256-bit random, so a fast hash is the right tool (a slow password hash would
+add its cost to every request and protect nothing more). Every request looks
+the key up again, so a revocation takes effect at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from atom_core.context import Ctx
+from atom_core.db import rls_scope, session_scope
+from atom_core.db.pagination import Page, paginate
+from atom_core.errors import Forbidden, NotFound, Unauthorized
+from atom_core.governance import audit
+from atom_core.tenancy import permissions
+from atom_core.tenancy.models import ApiKey
+from atom_core.tenancy.validation import check_name
+
+KEY_PREFIX = "atom_"
+LAST_USED_RESOLUTION = timedelta(minutes=1)  # write last_used_at at most this often
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    id: uuid.UUID
+    name: str
+    prefix: str
+    role: str
+    created_by: uuid.UUID | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> ApiKeyInfo:
+        return cls(key.id, key.name, key.prefix, key.role, key.created_by, key.created_at, key.last_used_at, key.revoked_at)
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    info: ApiKeyInfo
+    key: str  # the only time the whole key exists outside the caller's hands
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _new_key() -> tuple[str, str]:
+    prefix = f"{KEY_PREFIX}{secrets.token_hex(6)}"
+    return prefix, f"{prefix}_{secrets.token_urlsafe(32)}"
+
+
+def _prefix_of(key: str) -> str | None:
+    parts = key.split("_", 2)
+    if len(parts) != 3 or len(parts[1]) != 12 or not parts[2]:
+        return None
+    return f"{parts[0]}_{parts[1]}"
+
+
+async def create(ctx: Ctx, name: str, role: str | None = None) -> NewApiKey:
+    permissions.require(ctx, "apikeys.create")
+    name = check_name(name)
+    role = role or "member"
+    permissions.require_grantable(ctx, role)
+    for _ in range(3):  # a 48-bit prefix clash is rare; retry rather than fail
+        prefix, key = _new_key()
+        row = ApiKey(tenant_id=ctx.tenant_id, name=name, prefix=prefix, key_hash=_hash(key), role=role, created_by=ctx.user_id)
+        try:
+            async with session_scope(ctx) as session:
+                session.add(row)
+                audit.record(session, ctx, "apikey.created", f"apikey:{row.id}", {"name": name, "role": role})
+        except IntegrityError:
+            continue
+        return NewApiKey(info=ApiKeyInfo.of(row), key=key)
+    raise RuntimeError("could not allocate a unique API key prefix")
+
+
+async def list_keys(ctx: Ctx, *, limit: int = 50, cursor: str | None = None) -> Page[ApiKeyInfo]:
+    """Admins see every key of the tenant; others see the keys they created."""
+    permissions.require(ctx, "apikeys.read")
+    query = select(ApiKey).where(ApiKey.tenant_id == ctx.tenant_id)
+    if not permissions.can(ctx.role, "apikeys.revoke_any"):
+        query = query.where(ApiKey.created_by == ctx.user_id)
+    async with session_scope(ctx) as session:
+        page = await paginate(session, query, ApiKey.created_at, ApiKey.id, limit=limit, cursor=cursor)
+    return Page([ApiKeyInfo.of(k) for k in page.items], page.next_cursor)
+
+
+async def revoke(ctx: Ctx, key_id: uuid.UUID) -> ApiKeyInfo:
+    permissions.require(ctx, "apikeys.revoke_own")
+    async with session_scope(ctx) as session:
+        key = (await session.exec(select(ApiKey).where(ApiKey.tenant_id == ctx.tenant_id, ApiKey.id == key_id))).first()
+        if key is None:
+            raise NotFound("API key not found")
+        if key.created_by != ctx.user_id:
+            permissions.require(ctx, "apikeys.revoke_any")
+        if key.revoked_at is None:
+            key.revoked_at = datetime.now(UTC)
+            session.add(key)
+            audit.record(session, ctx, "apikey.revoked", f"apikey:{key.id}", {"name": key.name})
+    return ApiKeyInfo.of(key)
+
+
+async def revoke_created_by(session: AsyncSession, ctx: Ctx, user_id: uuid.UUID) -> None:
+    """Inside the caller's transaction: a removed member's keys stop working with them."""
+    await session.exec(
+        update(ApiKey)
+        .where(ApiKey.tenant_id == ctx.tenant_id, ApiKey.created_by == user_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
+
+
+async def authenticate(key: str, tenant_id: uuid.UUID | None, *, request_id: str) -> Ctx:
+    prefix = _prefix_of(key)
+    if prefix is None:
+        raise Unauthorized("API key is not valid", code="invalid_api_key")
+    async with rls_scope(key_prefix=prefix) as session:
+        row = (await session.exec(select(ApiKey).where(ApiKey.prefix == prefix))).first()
+    if row is None or not hmac.compare_digest(row.key_hash, _hash(key)):
+        raise Unauthorized("API key is not valid", code="invalid_api_key")
+    if row.revoked_at is not None:
+        raise Unauthorized("API key has been revoked", code="api_key_revoked")
+    if tenant_id is not None and tenant_id != row.tenant_id:
+        raise Forbidden("this API key belongs to another tenant", field="X-Tenant-ID")
+    ctx = Ctx(tenant_id=row.tenant_id, user_id=None, role=row.role, actor=f"apikey:{row.id}", request_id=request_id)
+    await _touch(ctx, row)
+    return ctx
+
+
+async def _touch(ctx: Ctx, row: ApiKey) -> None:
+    now = datetime.now(UTC)
+    if row.last_used_at and now - row.last_used_at < LAST_USED_RESOLUTION:
+        return
+    async with session_scope(ctx) as session:
+        await session.exec(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))

@@ -1,0 +1,53 @@
+"""Roles and the permission matrix, enforced in services (not only in routes)."""
+
+from __future__ import annotations
+
+from atom_core.context import Ctx
+from atom_core.errors import Forbidden, Invalid
+
+ROLE_RANK = {"viewer": 0, "member": 1, "admin": 2, "owner": 3}
+ROLES = tuple(ROLE_RANK)
+
+# action -> the least role allowed to do it
+PERMISSIONS: dict[str, str] = {
+    "tenant.read": "viewer",
+    "members.read": "viewer",
+    "members.manage": "admin",
+    "apikeys.read": "member",
+    "apikeys.create": "member",
+    "apikeys.revoke_own": "member",
+    "apikeys.revoke_any": "admin",
+    "audit.read": "admin",
+}
+
+ACTION_WORDS = {
+    "members.manage": "manage members",
+    "apikeys.read": "list API keys",
+    "apikeys.create": "create API keys",
+    "apikeys.revoke_own": "revoke API keys",
+    "apikeys.revoke_any": "revoke other people's API keys",
+    "audit.read": "read the audit log",
+}
+
+
+def can(role: str, action: str) -> bool:
+    return ROLE_RANK.get(role, -1) >= ROLE_RANK[PERMISSIONS[action]]
+
+
+def require(ctx: Ctx, action: str) -> None:
+    if not can(ctx.role, action):
+        words = ACTION_WORDS.get(action, action)
+        raise Forbidden(f"your role '{ctx.role}' cannot {words}")
+
+
+def check_role(role: str, field: str = "role") -> str:
+    if role not in ROLE_RANK:
+        raise Invalid(f"{field} must be one of: {', '.join(ROLES)}", field=field)
+    return role
+
+
+def require_grantable(ctx: Ctx, role: str, field: str = "role") -> None:
+    """Nobody hands out more power than they hold; only owners make owners."""
+    check_role(role, field)
+    if ROLE_RANK[role] > ROLE_RANK[ctx.role] or (role == "owner" and ctx.role != "owner"):
+        raise Forbidden(f"your role '{ctx.role}' cannot grant the role '{role}'", field=field)
