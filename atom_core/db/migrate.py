@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
@@ -33,7 +34,9 @@ def downgrade(revision: str = "base", **overrides: str | None) -> None:
     command.downgrade(alembic_config(**overrides), revision)
 
 
+@lru_cache(maxsize=1)
 def current_head() -> str | None:
+    """The newest revision this code ships (read from disk once)."""
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config()).get_current_head()

@@ -22,6 +22,7 @@ CURRENT_TENANT = setting("app.tenant_id", "uuid")
 CURRENT_USER = setting("app.user_id", "uuid")
 AUTH_EMAIL = setting("app.auth_email")
 AUTH_KEY_PREFIX = setting("app.auth_key_prefix")
+AUTH_TENANT_SLUG = setting("app.auth_tenant_slug")
 
 
 def enable(table: str) -> list[str]:
@@ -57,6 +58,7 @@ def identity_tables() -> list[str]:
         *enable("tenants"),
         policy("tenants", "tenant_isolation", f"id = {CURRENT_TENANT}"),
         policy("tenants", "member_tenants_read", tenant_of_current_user, command="SELECT"),
+        policy("tenants", "slug_lookup", f"slug = {AUTH_TENANT_SLUG}", command="SELECT"),
         *enable("users"),
         policy("users", "self", f"id = {CURRENT_USER}"),
         policy("users", "auth_lookup", f"email = {AUTH_EMAIL}"),

@@ -8,7 +8,8 @@ The policies (see `atom_core.db.rls`) read:
 - `app.tenant_id`       the tenant whose rows are visible;
 - `app.user_id`         lets a user see their own memberships across tenants;
 - `app.auth_email`      lets login find one user by email before a tenant is known;
-- `app.auth_key_prefix` lets API-key authentication find one key by its prefix.
+- `app.auth_key_prefix` lets API-key authentication find one key by its prefix;
+- `app.auth_tenant_slug` lets administrative tools find one tenant by its slug.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def rls_scope(
     user_id: UUID | None = None,
     email: str = "",
     key_prefix: str = "",
+    tenant_slug: str = "",
 ) -> AbstractAsyncContextManager[AsyncSession]:
     """A transaction with explicit RLS variables, for the few flows that act
     before a tenant context exists (signup, login, API-key lookup, seeding).
@@ -104,5 +106,6 @@ def rls_scope(
             "app.user_id": str(user_id or ""),
             "app.auth_email": email,
             "app.auth_key_prefix": key_prefix,
+            "app.auth_tenant_slug": tenant_slug,
         }
     )

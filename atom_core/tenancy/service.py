@@ -307,3 +307,49 @@ def _member_info(membership: Membership, user: User) -> MemberInfo:
         role=membership.role,
         created_at=membership.created_at,
     )
+
+
+# --- administration (CLI, seeding) ---------------------------------------------
+
+
+async def resolve_tenant(ref: str, field: str = "tenant") -> Tenant:
+    """A tenant by id or slug, for operators who hold the server's credentials."""
+    try:
+        tenant_id = uuid.UUID(ref)
+    except ValueError:
+        tenant_id = None
+    async with rls_scope(tenant_id=tenant_id, tenant_slug="" if tenant_id else ref) as session:
+        query = select(Tenant).where(Tenant.id == tenant_id) if tenant_id else select(Tenant).where(Tenant.slug == ref)
+        tenant = (await session.exec(query)).first()
+    if tenant is None:
+        raise NotFound(f"no tenant '{ref}'", field=field)
+    return tenant
+
+
+def operator_ctx(tenant_id: uuid.UUID, request_id: str | None = None) -> Ctx:
+    """The context of the platform operator (CLI) acting inside one tenant."""
+    return Ctx(tenant_id, None, "owner", "system", request_id or new_request_id())
+
+
+async def add_user(tenant_ref: str, email: str, role: str, password: str | None = None) -> MemberInfo:
+    """Operator path: create the account if needed (with a password), then add it."""
+    tenant = await resolve_tenant(tenant_ref)
+    email = normalize_email(email)
+    permissions.check_role(role)
+    if password is not None:
+        check_password(password, email)
+        password_hash = await passwords.hash_password(password)
+        try:
+            async with rls_scope(email=email) as session:
+                if (await session.exec(select(User).where(User.email == email))).first() is None:
+                    session.add(User(email=email, password_hash=password_hash))
+        except IntegrityError:
+            pass  # created concurrently: add that account
+    return await add_member(operator_ctx(tenant.id), email, role)
+
+
+async def tenants_of_email(email: str) -> list[TenantInfo]:
+    email = normalize_email(email)
+    async with rls_scope(email=email) as session:
+        user = (await session.exec(select(User).where(User.email == email))).first()
+    return await _tenants_of(user.id) if user else []

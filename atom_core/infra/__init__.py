@@ -1,0 +1,1 @@
+"""Shared infrastructure: each piece has an in-process and a Redis implementation."""

@@ -1,0 +1,1 @@
+"""Interfaces over the services: REST API, CLI (later MCP)."""

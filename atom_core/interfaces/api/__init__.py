@@ -1,0 +1,1 @@
+"""The REST API (FastAPI), served alone by `atom api` or mounted into Reflex."""

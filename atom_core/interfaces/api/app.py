@@ -1,0 +1,49 @@
+"""The FastAPI application: `atom api` serves it alone; the dashboard mounts
+Reflex inside it (Reflex's `api_transformer`), so both share one port."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
+
+import atom_core
+from atom_core.errors import NotFound
+from atom_core.interfaces.api import errors
+from atom_core.interfaces.api.middleware import RequestContextMiddleware
+from atom_core.interfaces.api.routers import auth, identity, service
+from atom_core.settings import get_settings
+
+_fallback = APIRouter()
+
+
+@_fallback.api_route("/api/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def unknown_api_path(path: str) -> None:
+    # Without this, unknown API paths would fall through to the dashboard's pages.
+    raise NotFound(f"no API endpoint at /api/{path}")
+
+
+def create_api() -> FastAPI:
+    settings = get_settings()
+    app = FastAPIOffline(
+        title="ATOM API",
+        version=atom_core.__version__,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        static_url="/api/v1/docs-static",
+        swagger_ui_oauth2_redirect_url="/api/v1/docs/oauth2-redirect",
+    )
+    errors.install(app)
+    for router in (service.router, auth.router, identity.router, _fallback):
+        app.include_router(router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type", "X-Tenant-ID", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(RequestContextMiddleware, hsts_max_age_s=settings.hsts_max_age_s)
+    return app

@@ -1,0 +1,42 @@
+"""Request dependencies: the caller's context and the auth rate limit."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from atom_core.context import Ctx
+from atom_core.errors import Invalid, Unauthorized
+from atom_core.infra.ratelimit import get_rate_limiter
+from atom_core.settings import get_settings
+from atom_core.tenancy import service as tenancy
+
+bearer = HTTPBearer(auto_error=False, description="A login token or an API key (atom_…)")
+
+
+def request_id(request: Request) -> str:
+    return getattr(request.state, "request_id", "")
+
+
+async def current_ctx(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+    x_tenant_id: str | None = Header(None, description="Pick one of your tenants"),
+) -> Ctx:
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")
+    tenant_id = None
+    if x_tenant_id:
+        try:
+            tenant_id = uuid.UUID(x_tenant_id)
+        except ValueError:
+            raise Invalid("X-Tenant-ID must be a tenant id (UUID)", field="X-Tenant-ID") from None
+    return await tenancy.authenticate(credentials.credentials, tenant_id, request_id=request_id(request))
+
+
+async def auth_rate_limit(request: Request) -> None:
+    """Per-IP limit on the unauthenticated endpoints (password guessing, signup spam)."""
+    client_ip = request.client.host if request.client else "unknown"
+    await get_rate_limiter().enforce(get_settings().auth_rate_limit, "auth", client_ip)

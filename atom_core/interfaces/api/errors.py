@@ -1,0 +1,84 @@
+"""Every failure becomes `{"error": {"code", "message", "field"?}}` with a 4xx.
+
+An unexpected exception is logged with its request id and answered with a
+generic 500: never a stack trace, never an internal message.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+from atom_core.errors import AtomError, RateLimited
+
+log = logging.getLogger("atom.api")
+
+_LOCATIONS = {"body", "query", "path", "header", "cookie"}
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None, **extra: object) -> JSONResponse:
+    body: dict[str, object] = {"code": code, "message": message}
+    if field:
+        body["field"] = field
+    body.update(extra)
+    return JSONResponse({"error": body}, status_code=status)
+
+
+def field_name(loc: tuple | list) -> str | None:
+    parts = [str(p) for p in loc if not (isinstance(p, str) and p in _LOCATIONS)]
+    return ".".join(parts) or None
+
+
+def describe(error: dict) -> tuple[str, str | None, str]:
+    """(code, field, message) of one pydantic error, in words for users."""
+    field = field_name(error.get("loc", ()))
+    kind = error.get("type", "")
+    if kind == "json_invalid":
+        return "invalid_json", "body", "request body is not valid JSON"
+    if kind == "missing":
+        return "missing_field", field, f"{field} is required"
+    if kind == "extra_forbidden":
+        return "unknown_field", field, f"{field} is not an accepted field"
+    message = error.get("msg", "is not valid")
+    return "invalid", field, f"{field}: {message}" if field else message
+
+
+async def _atom_error(request: Request, exc: AtomError) -> JSONResponse:
+    response = error_response(exc.status, exc.code, exc.message, exc.field)
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    described = [describe(e) for e in exc.errors()]
+    code, field, message = described[0]
+    status = 400 if code == "invalid_json" else 422
+    details = [{"code": c, "field": f, "message": m} for c, f, m in described]
+    return error_response(status, code, message, field, details=details)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+    message = exc.detail if isinstance(exc.detail, str) else "request failed"
+    response = error_response(exc.status_code, codes.get(exc.status_code, "http_error"), message)
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", "")
+    log.exception("unhandled error in %s %s (request %s)", request.method, request.url.path, request_id)
+    return error_response(500, "internal_error", f"something went wrong on our side (request {request_id})")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(AtomError, _atom_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,1 @@
+"""One router per feature; `atom_core.interfaces.api.app` mounts them."""

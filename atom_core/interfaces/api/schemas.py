@@ -1,0 +1,103 @@
+"""Request and response bodies of the REST API (see shared/API.md).
+
+Requests forbid unknown fields so a typo is an error, not a silent no-op.
+Length limits come from the services' own rules.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from atom_core.tenancy.validation import EMAIL_MAX, NAME_MAX, PASSWORD_MAX
+
+T = TypeVar("T")
+Role = Literal["owner", "admin", "member", "viewer"]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=10_000)
+
+
+class SignupIn(Request):
+    email: EmailStr = Field(max_length=EMAIL_MAX)
+    password: str = Field(max_length=PASSWORD_MAX)
+    tenant_name: str = Field(max_length=NAME_MAX)
+
+
+class SignupOut(BaseModel):
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID
+    token: str
+    expires_at: datetime
+
+
+class LoginIn(Request):
+    email: EmailStr = Field(max_length=EMAIL_MAX)
+    password: str = Field(max_length=PASSWORD_MAX)
+
+
+class LoginOut(BaseModel):
+    token: str
+    expires_at: datetime
+
+
+class TenantOut(BaseModel):
+    tenant_id: uuid.UUID
+    name: str
+    slug: str
+    role: Role
+
+
+class MeOut(BaseModel):
+    user_id: uuid.UUID | None
+    email: str | None
+    tenant_id: uuid.UUID
+    role: Role
+    tenants: list[TenantOut]
+    api_key_id: uuid.UUID | None = None
+
+
+class ApiKeyIn(Request):
+    name: str = Field(max_length=NAME_MAX)
+    role: Role | None = None
+
+
+class ApiKeyOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    prefix: str
+    role: Role
+    created_by: uuid.UUID | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreatedOut(ApiKeyOut):
+    key: str = Field(description="The whole key. It is shown only once: store it now.")
+
+
+class MemberIn(Request):
+    email: EmailStr = Field(max_length=EMAIL_MAX)
+    role: Role
+
+
+class MemberOut(BaseModel):
+    user_id: uuid.UUID
+    email: str
+    role: Role
+    created_at: datetime
+
+
+class ListOut(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    checks: dict[str, str]

@@ -1,0 +1,197 @@
+"""The `atom` command line.
+
+Bad input prints one line to stderr and exits with code 2; nothing is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from atom_core.db import dispose_engine
+from atom_core.db import migrate as migrations
+from atom_core.db.migrate import PROJECT_ROOT
+from atom_core.errors import AtomError
+from atom_core.settings import get_settings
+
+T = TypeVar("T")
+
+# Pretty tracebacks print local variables, which can hold secrets: off.
+app = typer.Typer(
+    help="ATOM: multi-tenant AI agent platform.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+tenant_app = typer.Typer(help="Tenants.", no_args_is_help=True)
+user_app = typer.Typer(help="Users and memberships.", no_args_is_help=True)
+apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
+config_app = typer.Typer(help="Settings.", no_args_is_help=True)
+for sub, name in ((db_app, "db"), (tenant_app, "tenant"), (user_app, "user"), (apikey_app, "apikey"), (config_app, "config")):
+    app.add_typer(sub, name=name)
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def run(make: Callable[[], Awaitable[T]]) -> T:
+    """Run one service call; domain errors become a one-line message and exit 2."""
+
+    async def call() -> T:
+        try:
+            return await make()
+        finally:
+            await dispose_engine()
+
+    try:
+        return asyncio.run(call())
+    except AtomError as exc:
+        field = f" ({exc.field})" if exc.field else ""
+        raise fail(f"{exc.message}{field}") from None
+
+
+# --- db ----------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Option(help="Target revision.")] = "head") -> None:
+    """Apply migrations (as ATOM_DATABASE_ADMIN_URL's role when set)."""
+    migrations.upgrade(revision)
+    typer.echo(f"database at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Option(help="Target revision ('base' removes every table).")] = "-1",
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: this deletes data.")] = False,
+) -> None:
+    """Revert migrations."""
+    if not yes:
+        raise fail("downgrading deletes data; pass --yes to confirm")
+    migrations.downgrade(revision)
+    typer.echo(f"database at {revision}")
+
+
+# --- tenants, users, keys ----------------------------------------------------
+
+
+@tenant_app.command("create")
+def tenant_create(
+    name: str,
+    owner_email: Annotated[str, typer.Option("--owner-email", help="Owner's email (an existing account, or a new one).")],
+    owner_password: Annotated[
+        str | None, typer.Option("--owner-password", envvar="ATOM_OWNER_PASSWORD", help="Password for a new owner.")
+    ] = None,
+) -> None:
+    """Create a tenant with its owner."""
+    from atom_core.tenancy import service as tenancy
+
+    tenant, user = run(lambda: tenancy.create_tenant(name, owner_email, owner_password=owner_password))
+    typer.echo(json.dumps({"tenant_id": str(tenant.id), "slug": tenant.slug, "owner_id": str(user.id)}))
+
+
+@user_app.command("add")
+def user_add(
+    tenant: Annotated[str, typer.Option("--tenant", help="Tenant id or slug.")],
+    email: Annotated[str, typer.Option("--email")],
+    role: Annotated[str, typer.Option("--role", help="owner, admin, member or viewer.")] = "member",
+    password: Annotated[
+        str | None, typer.Option("--password", envvar="ATOM_USER_PASSWORD", help="Creates the account if it is new.")
+    ] = None,
+) -> None:
+    """Add a user to a tenant (creating the account when a password is given)."""
+    from atom_core.tenancy import service as tenancy
+
+    member = run(lambda: tenancy.add_user(tenant, email, role, password))
+    typer.echo(json.dumps({"user_id": str(member.user_id), "email": member.email, "role": member.role}))
+
+
+@apikey_app.command("create")
+def apikey_create(
+    tenant: Annotated[str, typer.Option("--tenant", help="Tenant id or slug.")],
+    role: Annotated[str, typer.Option("--role")] = "member",
+    name: Annotated[str, typer.Option("--name")] = "cli",
+) -> None:
+    """Create an API key; the key is printed once."""
+    from atom_core.tenancy import apikeys
+    from atom_core.tenancy import service as tenancy
+
+    async def create() -> apikeys.NewApiKey:
+        found = await tenancy.resolve_tenant(tenant)
+        return await apikeys.create(tenancy.operator_ctx(found.id), name, role)
+
+    created = run(create)
+    typer.echo(json.dumps({"id": str(created.info.id), "prefix": created.info.prefix, "key": created.key}))
+
+
+@app.command("seed")
+def seed(demo: Annotated[bool, typer.Option("--demo", help="The demo tenant and its owner.")] = False) -> None:
+    """Seed data (idempotent)."""
+    if not demo:
+        raise fail("say what to seed: --demo")
+    from atom_core.seed import seed_demo
+
+    result = run(seed_demo)
+    state = "created" if result.created else "already there"
+    typer.echo(f"demo tenant '{result.tenant_slug}' {state}: sign in as {result.email} / {result.password}")
+
+
+# --- config and servers ------------------------------------------------------
+
+
+@config_app.command("show")
+def config_show() -> None:
+    """Print the effective settings, secrets masked."""
+    shown = get_settings().masked()
+    typer.echo(json.dumps(shown, indent=2, default=str))
+
+
+@app.command("api")
+def api(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+) -> None:
+    """Serve the REST API alone (no dashboard build)."""
+    import uvicorn
+
+    from atom_core.interfaces.api.app import create_api
+
+    uvicorn.run(create_api(), host=host, port=port, log_level=get_settings().log_level.lower(), proxy_headers=False)
+
+
+@app.command("serve")
+def serve(port: Annotated[int | None, typer.Option(min=1, max=65535, help="Default: ATOM_PORT (3000).")] = None) -> None:
+    """Build and serve the dashboard and the API on one port (production mode)."""
+    port = port or get_settings().port
+    bin_dir = str(Path(sys.executable).parent)
+    env = os.environ | {"REFLEX_USE_NPM": "1", "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    typer.echo(f"ATOM dashboard: http://localhost:{port}  (API docs: http://localhost:{port}/api/v1/docs)")
+    command = [sys.executable, "-m", "reflex", "run", "--env", "prod", "--single-port", "--backend-port", str(port)]
+    os.chdir(PROJECT_ROOT)
+    os.execvpe(command[0], command, env)
+
+
+def main() -> None:
+    try:
+        get_settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "ATOM_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
+        typer.echo(f"error: {name}: {first['msg']}", err=True)
+        raise SystemExit(2) from None
+    app()
+
+
+if __name__ == "__main__":
+    main()
