@@ -79,7 +79,7 @@ async def _set_rls_vars(session: AsyncSession, rls_vars: dict[str, str]) -> None
     calls = ", ".join(f"set_config(:n{i}, :v{i}, true)" for i in range(len(names)))
     params = {f"n{i}": name for i, name in enumerate(names)}
     params |= {f"v{i}": rls_vars[name] for i, name in enumerate(names)}
-    await session.execute(text(f"SELECT {calls}"), params)
+    await session.exec(text(f"SELECT {calls}").bindparams(**params))
 
 
 def session_scope(ctx: Ctx) -> AbstractAsyncContextManager[AsyncSession]:
