@@ -1,0 +1,157 @@
+"""Row-level security on PostgreSQL, seen through the application role.
+
+These run only on the server backend: SQLite has no RLS (the services'
+own tenant filters, tested on both backends, are the first lock).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from atom_core.db.metadata import target_metadata
+from atom_core.tenancy import apikeys
+from atom_core.tenancy import service as tenancy
+from tests.conftest import PASSWORD, PgDatabase, libpq
+
+pytestmark = pytest.mark.parametrize("backend", ["server"], indirect=True)
+
+# Tables whose rows belong to one tenant, and the column that says which.
+IDENTITY_TENANT_COLUMNS = {"tenants": "id"}
+
+
+def tenant_owned_tables() -> dict[str, str]:
+    """Every table of the models that carries a tenant: name -> tenant column."""
+    owned = {t.name: "tenant_id" for t in target_metadata.sorted_tables if "tenant_id" in t.columns}
+    return owned | IDENTITY_TENANT_COLUMNS
+
+
+def tables_missing_rls(conn: psycopg.Connection) -> list[str]:
+    """Tables with a tenant_id column (or the tenants table) lacking ENABLE, FORCE
+    or a policy on app.tenant_id. The check a new migration must pass."""
+    rows = conn.execute(
+        """
+        SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
+               EXISTS (SELECT 1 FROM pg_policies p WHERE p.schemaname = 'public' AND p.tablename = c.relname
+                       AND p.qual LIKE '%app.tenant_id%') AS has_policy
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND c.relkind = 'r'
+          AND (c.relname = 'tenants' OR EXISTS (
+                SELECT 1 FROM information_schema.columns col
+                WHERE col.table_schema = 'public' AND col.table_name = c.relname AND col.column_name = 'tenant_id'))
+        """
+    ).fetchall()
+    return sorted(name for name, enabled, forced, has_policy in rows if not (enabled and forced and has_policy))
+
+
+async def seed_two_tenants() -> tuple[uuid.UUID, uuid.UUID]:
+    """Rows for two tenants in every tenant-owned table."""
+    ids = []
+    for name in ("Tenant A", "Tenant B"):
+        email = f"{uuid.uuid4().hex[:8]}@example.com"
+        signup = await tenancy.signup(email, PASSWORD, name)
+        ctx = await tenancy.authenticate(signup.token)
+        await apikeys.create(ctx, "key")  # api_keys + audit_events
+        ids.append(signup.tenant_id)
+    return ids[0], ids[1]
+
+
+def app_connection(db: PgDatabase) -> psycopg.Connection:
+    return psycopg.connect(libpq(db.app_url), row_factory=dict_row)
+
+
+def set_tenant(conn: psycopg.Connection, tenant_id: uuid.UUID | None) -> None:
+    conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant_id or ""),))
+
+
+async def test_app_role_cannot_bypass_rls(backend: str, pg_database: PgDatabase) -> None:
+    with app_connection(pg_database) as conn:
+        role = conn.execute(
+            "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+        owned = conn.execute(
+            "SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'public' AND tableowner = current_user"
+        ).fetchone()
+    assert role == {"rolsuper": False, "rolbypassrls": False}
+    assert owned["n"] == 0
+
+
+async def test_every_tenant_owned_table_has_forced_rls(backend: str, pg_database: PgDatabase) -> None:
+    with psycopg.connect(libpq(pg_database.admin_url)) as conn:
+        assert tables_missing_rls(conn) == []
+        present = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    assert set(tenant_owned_tables()) <= present
+
+
+async def test_rls_check_catches_a_table_without_policy(backend: str, pg_database: PgDatabase) -> None:
+    with psycopg.connect(libpq(pg_database.admin_url)) as conn:
+        conn.execute("CREATE TABLE forgotten (id uuid PRIMARY KEY, tenant_id uuid NOT NULL)")
+        try:
+            assert tables_missing_rls(conn) == ["forgotten"]
+            conn.execute("ALTER TABLE forgotten ENABLE ROW LEVEL SECURITY")
+            assert tables_missing_rls(conn) == ["forgotten"]  # not forced, no policy: still caught
+        finally:
+            conn.rollback()
+
+
+async def test_raw_select_sees_only_the_current_tenant(backend: str, pg_database: PgDatabase) -> None:
+    tenant_a, tenant_b = await seed_two_tenants()
+    with app_connection(pg_database) as conn:
+        for table, column in tenant_owned_tables().items():
+            set_tenant(conn, tenant_a)
+            rows = conn.execute(f"SELECT * FROM {table}").fetchall()
+            assert rows, f"{table}: tenant A should see its own rows"
+            assert {row[column] for row in rows} == {tenant_a}, f"{table} leaks another tenant's rows"
+            conn.rollback()
+
+            set_tenant(conn, None)
+            assert conn.execute(f"SELECT * FROM {table}").fetchall() == [], f"{table}: rows visible with no tenant"
+            conn.rollback()
+        assert tenant_b != tenant_a
+
+
+async def test_users_are_visible_only_through_membership(backend: str, pg_database: PgDatabase) -> None:
+    tenant_a, _ = await seed_two_tenants()
+    with app_connection(pg_database) as conn:
+        set_tenant(conn, tenant_a)
+        emails = [r["email"] for r in conn.execute("SELECT email FROM users").fetchall()]
+        members = conn.execute("SELECT count(*) AS n FROM memberships").fetchone()["n"]
+        conn.rollback()
+        assert len(emails) == members == 1
+        assert conn.execute("SELECT * FROM users").fetchall() == []
+
+
+async def test_writing_another_tenants_id_is_rejected(backend: str, pg_database: PgDatabase) -> None:
+    tenant_a, tenant_b = await seed_two_tenants()
+    with app_connection(pg_database) as conn:
+        for table, column in tenant_owned_tables().items():
+            set_tenant(conn, tenant_a)
+            row = conn.execute(f"SELECT * FROM {table} LIMIT 1").fetchone()
+            copy = _unique_copy(row) | {column: tenant_b}
+            names = ", ".join(copy)
+            marks = ", ".join(["%s"] * len(copy))
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+                conn.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", [_adapt(v) for v in copy.values()])
+            conn.rollback()
+
+            set_tenant(conn, tenant_a)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+                conn.execute(f"UPDATE {table} SET {column} = %s", (tenant_b,))
+            conn.rollback()
+
+
+def _unique_copy(row: dict) -> dict:
+    """The row with fresh values in its unique columns (so only RLS can object)."""
+    fresh = dict(row)
+    fresh["id"] = uuid.uuid4()
+    for name in ("slug", "prefix", "email"):
+        if name in fresh:
+            fresh[name] = f"{fresh[name]}-{uuid.uuid4().hex[:6]}"
+    return fresh
+
+
+def _adapt(value: object) -> object:
+    return psycopg.types.json.Jsonb(value) if isinstance(value, dict | list) else value
