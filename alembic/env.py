@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 
-from alembic import context
 from sqlalchemy import pool
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from alembic import context
 from atom_core.db.metadata import target_metadata
 from atom_core.settings import get_settings
 
@@ -30,8 +30,16 @@ def app_role() -> str | None:
     return get_settings().app_db_role
 
 
+def app_role_password() -> str | None:
+    if "app_role" in config.attributes:
+        return None
+    settings = get_settings()
+    return make_url(settings.db_url).password if settings.is_postgres else None
+
+
 def do_run_migrations(connection: Connection) -> None:
     config.attributes["resolved_app_role"] = app_role()
+    config.attributes["resolved_app_password"] = app_role_password()
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

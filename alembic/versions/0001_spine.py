@@ -8,8 +8,8 @@ Create Date: 2026-11-22
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import context, op
 
+from alembic import context, op
 from atom_core.db import rls
 
 revision: str = "0001_spine"
@@ -81,7 +81,8 @@ def upgrade() -> None:
         rls.run(op.execute, rls.identity_tables() + rls.tenant_table("audit_events"))
         role, owner = _roles()
         if role and role != owner:
-            rls.run(op.execute, rls.grant_app_role(role, owner))
+            password = context.config.attributes.get("resolved_app_password")
+            rls.run(op.execute, rls.grant_app_role(role, owner, password))
 
 
 def downgrade() -> None:

@@ -3,4 +3,4 @@
 from atom_core.db.base import TenantScoped, UTCDateTime, utcnow
 from atom_core.db.session import dispose_engine, get_engine, rls_scope, session_scope
 
-__all__ = ["TenantScoped", "UTCDateTime", "utcnow", "session_scope", "rls_scope", "get_engine", "dispose_engine"]
+__all__ = ["TenantScoped", "UTCDateTime", "dispose_engine", "get_engine", "rls_scope", "session_scope", "utcnow"]

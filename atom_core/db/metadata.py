@@ -6,7 +6,7 @@ this metadata to find tenant-owned tables.
 
 from sqlmodel import SQLModel
 
-import atom_core.governance.audit  # noqa: F401
+import atom_core.governance.audit
 import atom_core.tenancy.models  # noqa: F401
 
 target_metadata = SQLModel.metadata

@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
 
+from alembic import command
 from atom_core.settings import get_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -47,12 +47,10 @@ def tenant_table(table: str, column: str = "tenant_id") -> list[str]:
 def identity_tables() -> list[str]:
     """Policies of the spine's identity tables (tenants, users, memberships, api_keys)."""
     member_of_current_tenant = (
-        "EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = users.id "
-        f"AND m.tenant_id = {CURRENT_TENANT})"
+        f"EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = users.id AND m.tenant_id = {CURRENT_TENANT})"
     )
     tenant_of_current_user = (
-        "EXISTS (SELECT 1 FROM memberships m WHERE m.tenant_id = tenants.id "
-        f"AND m.user_id = {CURRENT_USER})"
+        f"EXISTS (SELECT 1 FROM memberships m WHERE m.tenant_id = tenants.id AND m.user_id = {CURRENT_USER})"
     )
     return [
         *enable("tenants"),
@@ -78,7 +76,7 @@ def drop_identity_cross_policies() -> list[str]:
     ]
 
 
-def grant_app_role(role: str, owner: str) -> list[str]:
+def grant_app_role(role: str, owner: str, password: str | None = None) -> list[str]:
     """Create the application role if needed and give it DML (never DDL) rights.
 
     Default privileges make tables added by later migrations usable by the
@@ -90,6 +88,7 @@ def grant_app_role(role: str, owner: str) -> list[str]:
         f"IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {_literal(role)}) THEN "
         f"CREATE ROLE {quoted} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE; "
         "END IF; END $$",
+        *([f"ALTER ROLE {quoted} PASSWORD {_literal(password)}"] if password else []),
         f"GRANT USAGE ON SCHEMA public TO {quoted}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {quoted}",
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {_ident(owner)} IN SCHEMA public "

@@ -65,7 +65,9 @@ def get_rate_limiter() -> RateLimiter:
     global _limiter
     if _limiter is None:
         url = get_settings().redis_url
-        storage = RedisStorage(_limits_uri(url), implementation="redispy", key_prefix="atom") if url else MemoryStorage()
+        storage = (
+            RedisStorage(_limits_uri(url), implementation="redispy", key_prefix="atom") if url else MemoryStorage()
+        )
         _limiter = RateLimiter(storage)
     return _limiter
 

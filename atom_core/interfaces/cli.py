@@ -36,7 +36,13 @@ tenant_app = typer.Typer(help="Tenants.", no_args_is_help=True)
 user_app = typer.Typer(help="Users and memberships.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
 config_app = typer.Typer(help="Settings.", no_args_is_help=True)
-for sub, name in ((db_app, "db"), (tenant_app, "tenant"), (user_app, "user"), (apikey_app, "apikey"), (config_app, "config")):
+for sub, name in (
+    (db_app, "db"),
+    (tenant_app, "tenant"),
+    (user_app, "user"),
+    (apikey_app, "apikey"),
+    (config_app, "config"),
+):
     app.add_typer(sub, name=name)
 
 
@@ -89,7 +95,9 @@ def db_downgrade(
 @tenant_app.command("create")
 def tenant_create(
     name: str,
-    owner_email: Annotated[str, typer.Option("--owner-email", help="Owner's email (an existing account, or a new one).")],
+    owner_email: Annotated[
+        str, typer.Option("--owner-email", help="Owner's email (an existing account, or a new one).")
+    ],
     owner_password: Annotated[
         str | None, typer.Option("--owner-password", envvar="ATOM_OWNER_PASSWORD", help="Password for a new owner.")
     ] = None,
@@ -171,7 +179,9 @@ def api(
 
 
 @app.command("serve")
-def serve(port: Annotated[int | None, typer.Option(min=1, max=65535, help="Default: ATOM_PORT (3000).")] = None) -> None:
+def serve(
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Default: ATOM_PORT (3000).")] = None,
+) -> None:
     """Build and serve the dashboard and the API on one port (production mode)."""
     port = port or get_settings().port
     bin_dir = str(Path(sys.executable).parent)
@@ -179,7 +189,7 @@ def serve(port: Annotated[int | None, typer.Option(min=1, max=65535, help="Defau
     typer.echo(f"ATOM dashboard: http://localhost:{port}  (API docs: http://localhost:{port}/api/v1/docs)")
     command = [sys.executable, "-m", "reflex", "run", "--env", "prod", "--single-port", "--backend-port", str(port)]
     os.chdir(PROJECT_ROOT)
-    os.execvpe(command[0], command, env)
+    os.execvpe(command[0], command, env)  # noqa: S606 - fixed argv, no shell
 
 
 def main() -> None:

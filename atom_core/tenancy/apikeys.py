@@ -45,7 +45,9 @@ class ApiKeyInfo:
 
     @classmethod
     def of(cls, key: ApiKey) -> ApiKeyInfo:
-        return cls(key.id, key.name, key.prefix, key.role, key.created_by, key.created_at, key.last_used_at, key.revoked_at)
+        return cls(
+            key.id, key.name, key.prefix, key.role, key.created_by, key.created_at, key.last_used_at, key.revoked_at
+        )
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,9 @@ async def create(ctx: Ctx, name: str, role: str | None = None) -> NewApiKey:
     permissions.require_grantable(ctx, role)
     for _ in range(3):  # a 48-bit prefix clash is rare; retry rather than fail
         prefix, key = _new_key()
-        row = ApiKey(tenant_id=ctx.tenant_id, name=name, prefix=prefix, key_hash=_hash(key), role=role, created_by=ctx.user_id)
+        row = ApiKey(
+            tenant_id=ctx.tenant_id, name=name, prefix=prefix, key_hash=_hash(key), role=role, created_by=ctx.user_id
+        )
         try:
             async with session_scope(ctx) as session:
                 session.add(row)

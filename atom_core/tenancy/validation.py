@@ -18,10 +18,26 @@ NAME_MAX = 100
 # the length rule already removes the rest of the usual lists.
 COMMON_PASSWORDS = frozenset(
     {
-        "1234567890", "0123456789", "password12", "password123", "password1!",
-        "qwertyuiop", "1q2w3e4r5t", "iloveyou12", "qwerty1234", "1qaz2wsx3edc",
-        "abcdefghij", "letmein123", "welcome123", "changeme123", "administrator",
-        "passw0rd12", "p@ssw0rd12", "q1w2e3r4t5", "zaq12wsxcde", "aaaaaaaaaa",
+        "1234567890",
+        "0123456789",
+        "password12",
+        "password123",
+        "password1!",
+        "qwertyuiop",
+        "1q2w3e4r5t",
+        "iloveyou12",
+        "qwerty1234",
+        "1qaz2wsx3edc",
+        "abcdefghij",
+        "letmein123",
+        "welcome123",
+        "changeme123",
+        "administrator",
+        "passw0rd12",
+        "p@ssw0rd12",
+        "q1w2e3r4t5",
+        "zaq12wsxcde",
+        "aaaaaaaaaa",
     }
 )
 

@@ -17,7 +17,7 @@ async def two_tenants(client: httpx.AsyncClient, make_account):
 
 
 async def test_a_cannot_touch_bs_api_keys(client: httpx.AsyncClient, make_account) -> None:
-    a, b, b_key = await two_tenants(client, make_account)
+    a, _, b_key = await two_tenants(client, make_account)
     assert (await client.delete(f"/api/v1/api-keys/{b_key['id']}", headers=a.headers)).status_code == 404
     assert (await client.get("/api/v1/api-keys", headers=a.headers)).json()["items"] == []
     # B's key still works: A's attempt changed nothing.

@@ -69,9 +69,7 @@ def set_tenant(conn: psycopg.Connection, tenant_id: uuid.UUID | None) -> None:
 
 async def test_app_role_cannot_bypass_rls(backend: str, pg_database: PgDatabase) -> None:
     with app_connection(pg_database) as conn:
-        role = conn.execute(
-            "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
-        ).fetchone()
+        role = conn.execute("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user").fetchone()
         owned = conn.execute(
             "SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'public' AND tableowner = current_user"
         ).fetchone()

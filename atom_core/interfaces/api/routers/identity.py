@@ -15,9 +15,9 @@ from atom_core.interfaces.api.schemas import (
     ApiKeyIn,
     ApiKeyOut,
     ListOut,
-    MeOut,
     MemberIn,
     MemberOut,
+    MeOut,
 )
 from atom_core.tenancy import apikeys
 from atom_core.tenancy import service as tenancy

@@ -1,0 +1,38 @@
+# ATOM — the two commands the README promises, on a machine with Python 3.11+ and make.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PORT   ?= $(or $(ATOM_PORT),3000)
+
+.PHONY: run test install lint api clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "ATOM needs Python 3.11+ (found: $$($(PYTHON) --version))"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: migrate, seed the demo tenant, build and serve the dashboard + API on $(PORT)
+run: install
+	$(BIN)/atom db upgrade
+	$(BIN)/atom seed --demo
+	$(BIN)/atom serve --port $(PORT)
+
+## test: the whole suite (PostgreSQL/Redis/Chromium parts run when configured; CI requires them)
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+## api: the REST API alone, no dashboard build
+api: install
+	$(BIN)/atom db upgrade
+	$(BIN)/atom api --port $(PORT)
+
+clean:
+	rm -rf .web .pytest_cache .ruff_cache
