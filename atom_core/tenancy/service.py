@@ -19,6 +19,8 @@ from atom_core.context import Ctx, new_request_id
 from atom_core.db import rls_scope, session_scope
 from atom_core.errors import Conflict, Forbidden, NotFound, Unauthorized
 from atom_core.governance import audit
+from atom_core.infra.ratelimit import get_rate_limiter
+from atom_core.settings import get_settings
 from atom_core.tenancy import apikeys, passwords, permissions, tokens
 from atom_core.tenancy.models import Membership, Tenant, User
 from atom_core.tenancy.validation import check_name, check_password, normalize_email, slugify
@@ -67,8 +69,11 @@ class MemberInfo:
 # --- signup, login, tenants -------------------------------------------------
 
 
-async def signup(email: str, password: str, tenant_name: str, *, request_id: str | None = None) -> SignupResult:
-    """Create a tenant and its owner account."""
+async def signup(
+    email: str, password: str, tenant_name: str, *, client_ip: str, request_id: str | None = None
+) -> SignupResult:
+    """Create a tenant and its owner account. `client_ip` feeds the per-IP auth limit."""
+    await _limit_auth_attempts(client_ip)
     email = normalize_email(email)
     tenant_name = check_name(tenant_name, "tenant_name")
     check_password(password, email)
@@ -143,7 +148,9 @@ async def _insert_tenant(session: AsyncSession, tenant_id: uuid.UUID, name: str)
     raise Conflict("could not find a free tenant slug; choose another name", field="tenant_name")
 
 
-async def login(email: str, password: str) -> LoginResult:
+async def login(email: str, password: str, *, client_ip: str) -> LoginResult:
+    """A login token for the user's first tenant. `client_ip` feeds the per-IP auth limit."""
+    await _limit_auth_attempts(client_ip)
     email = normalize_email(email)
     async with rls_scope(email=email) as session:
         user = (await session.exec(select(User).where(User.email == email))).first()
@@ -155,6 +162,11 @@ async def login(email: str, password: str) -> LoginResult:
         raise Forbidden("this account is not a member of any tenant")
     token, expires_at = tokens.issue(user.id, tenants[0].tenant_id)
     return LoginResult(token=token, expires_at=expires_at)
+
+
+async def _limit_auth_attempts(client_ip: str) -> None:
+    """Every interface that takes passwords shares this limit (REST, dashboard)."""
+    await get_rate_limiter().enforce(get_settings().auth_rate_limit, "auth", client_ip or "unknown")
 
 
 async def _tenants_of(user_id: uuid.UUID) -> list[TenantInfo]:
@@ -211,6 +223,11 @@ async def authenticate(token: str, tenant_id: uuid.UUID | None = None, *, reques
     if role is None:
         raise Forbidden("you are not a member of this tenant", field="X-Tenant-ID" if tenant_id else None)
     return Ctx(tenant_id=tenant, user_id=user.id, role=role, actor=f"user:{user.id}", request_id=request_id)
+
+
+async def session(token: str, tenant_id: uuid.UUID | None = None) -> Me:
+    """The signed-in user behind a token, in one call (the dashboard's session check)."""
+    return await me(await authenticate(token, tenant_id))
 
 
 async def me(ctx: Ctx) -> Me:

@@ -69,13 +69,14 @@ def check_password(password: str, email: str = "", field: str = "password") -> s
 
 
 def check_name(name: str, field: str = "name", max_length: int = NAME_MAX) -> str:
+    label = field.replace("_", " ")  # messages are for people; `field` is for programs
     if not isinstance(name, str) or not name.strip():
-        raise Invalid(f"{field} is required", field=field)
+        raise Invalid(f"{label} is required", field=field)
     name = name.strip()
     if len(name) > max_length:
-        raise Invalid(f"{field} must be at most {max_length} characters", field=field)
+        raise Invalid(f"{label} must be at most {max_length} characters", field=field)
     if any(unicodedata.category(ch) == "Cc" for ch in name):
-        raise Invalid(f"{field} must not contain control characters", field=field)
+        raise Invalid(f"{label} must not contain control characters", field=field)
     return name
 
 

@@ -52,7 +52,7 @@ async def seed_two_tenants() -> tuple[uuid.UUID, uuid.UUID]:
     ids = []
     for name in ("Tenant A", "Tenant B"):
         email = f"{uuid.uuid4().hex[:8]}@example.com"
-        signup = await tenancy.signup(email, PASSWORD, name)
+        signup = await tenancy.signup(email, PASSWORD, name, client_ip="127.0.0.1")
         ctx = await tenancy.authenticate(signup.token)
         await apikeys.create(ctx, "key")  # api_keys + audit_events
         ids.append(signup.tenant_id)

@@ -61,7 +61,9 @@ def _free_port() -> int:
 def atom_cli(*args: str, env: dict[str, str]) -> str:
     """Run `atom ARGS` (the project's CLI) and return what it printed."""
     cmd = [sys.executable, "-m", "atom_core.interfaces.cli", *args]
-    done = subprocess.run(cmd, cwd=REPO, env=env, check=True, timeout=120, capture_output=True, text=True)
+    done = subprocess.run(cmd, cwd=REPO, env=env, timeout=120, capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.fail(f"atom {' '.join(args)} exited with {done.returncode}: {done.stderr.strip()}")
     return done.stdout
 
 
@@ -128,12 +130,16 @@ def base_url(request: pytest.FixtureRequest) -> Iterator[str]:
         "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
         "REFLEX_USE_NPM": "1",  # bun cannot be downloaded on these machines
         "REFLEX_CHECK_LATEST_VERSION": "0",
+        "ATOM_AUTH_RATE_LIMIT": "1000/minute",  # every test signs up from 127.0.0.1
+        # Reflex otherwise probes a second (unreachable here) npm mirror to pick the faster one.
+        "NPM_CONFIG_REGISTRY": os.environ.get("NPM_CONFIG_REGISTRY", "https://registry.npmjs.org"),
     }
     atom_cli("db", "upgrade", env=env)
     port = _free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = ARTIFACTS / "server.log"
     cmd = [str(venv_bin / "reflex"), "run", "--env", "prod", "--single-port", "--backend-port", str(port)]
+    cmd += ["--backend-host", "127.0.0.1"]  # the default, 0.0.0.0, would expose the test app
     with log.open("w") as out:
         proc = subprocess.Popen(
             cmd,
@@ -171,7 +177,7 @@ def viewport() -> dict[str, int]:
 
 @pytest.fixture
 def page(browser, base_url: str, viewport: dict[str, int], request: pytest.FixtureRequest):
-    # browser before base_url: skip for a missing Chromium before spending minutes on a build.
+    # browser before base_url: a missing Chromium skips before the app is built.
     context = browser.new_context(viewport=viewport)
     page = context.new_page()
     yield page

@@ -48,6 +48,8 @@ def test_signup_lands_in_shell_survives_reload_and_signs_out(page: Page, base_ur
     page.reload()
     expect(page.get_by_test_id("user-email")).to_have_text(email, timeout=15_000)
     expect(page).to_have_url(_url("/marketplace"))
+    page.goto(f"{base_url}/")
+    expect(page).to_have_url(_url("/marketplace"))
 
     nav.get_by_role("link", name="Agents").click()
     expect(page).to_have_url(_url("/agents"))
@@ -81,7 +83,7 @@ def test_wrong_password_shows_error(page: Page, base_url: str, snap) -> None:
     expect(page.get_by_test_id("user-email")).to_have_text(email)
 
 
-@pytest.mark.parametrize("viewport", [{"width": 390, "height": 844}])
+@pytest.mark.parametrize("viewport", [{"width": 390, "height": 844}], ids=["phone"])
 def test_narrow_screen_navigates_through_menu(page: Page, base_url: str, snap) -> None:
     sign_up(page, base_url, _new_email())
     expect(page.get_by_role("navigation", name="Main")).to_be_hidden()

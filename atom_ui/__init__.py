@@ -1,0 +1,1 @@
+"""ATOM dashboard: Reflex pages over the atom_core services."""
