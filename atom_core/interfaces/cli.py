@@ -15,6 +15,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from atom_core.db import dispose_engine
 from atom_core.db import migrate as migrations
@@ -65,6 +66,11 @@ def run(make: Callable[[], Awaitable[T]]) -> T:
     except AtomError as exc:
         field = f" ({exc.field})" if exc.field else ""
         raise fail(f"{exc.message}{field}") from None
+    except SQLAlchemyError as exc:
+        # Not bad input: exit 1, still one line (SQL and parameters stay out of the terminal).
+        name = type(exc).__name__
+        typer.echo(f"error: database failed ({name}); is it reachable and at 'atom db upgrade'?", err=True)
+        raise typer.Exit(1) from None
 
 
 # --- db ----------------------------------------------------------------------
@@ -196,6 +202,11 @@ def serve(
     os.execvpe(command[0], command, env)  # noqa: S606 - fixed argv, no shell
 
 
+def _is_usage_error(exc: BaseException) -> bool:
+    # Typer vendors click, so its UsageError has no public name to catch by.
+    return any(cls.__name__ == "UsageError" for cls in type(exc).__mro__)
+
+
 def main() -> None:
     try:
         get_settings()
@@ -204,7 +215,16 @@ def main() -> None:
         name = "ATOM_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
         typer.echo(f"error: {name}: {first['msg']}", err=True)
         raise SystemExit(2) from None
-    app()
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        raise SystemExit(1) from None
+    except Exception as exc:
+        if not _is_usage_error(exc):
+            raise
+        typer.echo(f"error: {exc.format_message()}", err=True)  # type: ignore[attr-defined]
+        raise SystemExit(2) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -350,9 +350,9 @@ def operator_ctx(tenant_id: uuid.UUID, request_id: str | None = None) -> Ctx:
 
 async def add_user(tenant_ref: str, email: str, role: str, password: str | None = None) -> MemberInfo:
     """Operator path: create the account if needed (with a password), then add it."""
-    tenant = await resolve_tenant(tenant_ref)
     email = normalize_email(email)
     permissions.check_role(role)
+    tenant = await resolve_tenant(tenant_ref)
     if password is not None:
         check_password(password, email)
         password_hash = await passwords.hash_password(password)

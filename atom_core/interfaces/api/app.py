@@ -3,9 +3,11 @@ Reflex inside it (Reflex's `api_transformer`), so both share one port."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
+from starlette.routing import Match
 
 import atom_core
 from atom_core.errors import NotFound
@@ -18,9 +20,29 @@ _fallback = APIRouter()
 
 
 @_fallback.api_route("/api/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
-async def unknown_api_path(path: str) -> None:
-    # Without this, unknown API paths would fall through to the dashboard's pages.
+async def unknown_api_path(path: str, request: Request) -> None:
+    """Without this, unknown API paths would fall through to the dashboard's pages.
+
+    It matches every method, so Starlette prefers it to a route that has the
+    path but not the method: answer 405 for those ourselves.
+    """
+    allowed = sorted(_methods_for_path(request.app.router.routes, request.scope))
+    if allowed:
+        raise HTTPException(405, f"{request.method} is not allowed here", headers={"Allow": ", ".join(allowed)})
     raise NotFound(f"no API endpoint at /api/{path}")
+
+
+def _methods_for_path(routes: list, scope: dict) -> set[str]:
+    """Methods of the routes whose path matches but whose method does not."""
+    methods: set[str] = set()
+    for route in routes:
+        if route.matches(scope)[0] != Match.PARTIAL:
+            continue
+        if isinstance(route, APIRoute):
+            methods |= route.methods
+        elif hasattr(route, "original_router"):  # FastAPI keeps included routers nested
+            methods |= _methods_for_path(route.original_router.routes, scope)
+    return methods
 
 
 def create_api() -> FastAPI:

@@ -35,10 +35,15 @@ def field_name(loc: tuple | list) -> str | None:
 
 def describe(error: dict) -> tuple[str, str | None, str]:
     """(code, field, message) of one pydantic error, in words for users."""
-    field = field_name(error.get("loc", ()))
+    loc = tuple(error.get("loc", ()))
+    field = field_name(loc)
     kind = error.get("type", "")
     if kind == "json_invalid":
         return "invalid_json", "body", "request body is not valid JSON"
+    if field is None and loc[:1] == ("body",):
+        if kind == "missing":
+            return "missing_body", "body", "request body is required (a JSON object)"
+        return "invalid_body", "body", "request body must be a JSON object"
     if kind == "missing":
         return "missing_field", field, f"{field} is required"
     if kind == "extra_forbidden":
@@ -63,7 +68,13 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+    codes = {
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "payload_too_large",
+    }
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
     response = error_response(exc.status_code, codes.get(exc.status_code, "http_error"), message)
     for name, value in (exc.headers or {}).items():

@@ -12,6 +12,7 @@ import time
 
 from prometheus_client import Counter, Histogram
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -73,13 +74,31 @@ class RequestContextMiddleware:
             await response(scope, receive, send_with_headers)
             return
         try:
-            await self.app(scope, receive, send_with_headers)
+            await self.app(scope, _limited(receive) if is_api else receive, send_with_headers)
         finally:
             if is_api:
                 route = scope.get("route")
                 template = getattr(route, "path", "unmatched")
                 REQUESTS.labels(scope["method"], template, str(status_holder["status"])).inc()
                 LATENCY.labels(scope["method"], template).observe(time.perf_counter() - started)
+
+
+def _limited(receive: Receive) -> Receive:
+    """Count body bytes as they arrive: a chunked body has no Content-Length."""
+    seen = 0
+
+    async def receive_limited() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > MAX_BODY_BYTES:
+                # An HTTPException passes FastAPI's body parsing untouched and
+                # becomes the usual error envelope.
+                raise HTTPException(413, f"request body is over {MAX_BODY_BYTES} bytes")
+        return message
+
+    return receive_limited
 
 
 def _too_large(headers: Headers) -> bool:
