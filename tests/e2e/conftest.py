@@ -158,7 +158,10 @@ def base_url(request: pytest.FixtureRequest) -> Iterator[str]:
         _stop(proc)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps its event loop marked
+# as running in this thread while it lives, which breaks every later test that
+# starts a loop of its own (asyncio.run in the CLI, pytest-asyncio fixtures).
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
         _unavailable(f"{CHROMIUM} is missing: apt-get install -y chromium")
