@@ -6,6 +6,7 @@ this metadata to find tenant-owned tables.
 
 from sqlmodel import SQLModel
 
+import atom_core.agents.models
 import atom_core.governance.audit
 import atom_core.tenancy.models  # noqa: F401
 

@@ -18,6 +18,11 @@ PERMISSIONS: dict[str, str] = {
     "apikeys.revoke_own": "member",
     "apikeys.revoke_any": "admin",
     "audit.read": "admin",
+    "agents.read": "viewer",
+    "agents.write": "member",
+    "agents.run": "member",
+    "providers.read": "member",
+    "providers.manage": "admin",
 }
 
 ACTION_WORDS = {
@@ -27,6 +32,10 @@ ACTION_WORDS = {
     "apikeys.revoke_own": "revoke API keys",
     "apikeys.revoke_any": "revoke other people's API keys",
     "audit.read": "read the audit log",
+    "agents.write": "create, change or delete agents",
+    "agents.run": "run agents",
+    "providers.read": "see model providers",
+    "providers.manage": "manage model providers and prices",
 }
 
 

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from atom_core.agents import service as agents
 from atom_core.db.metadata import target_metadata
 from atom_core.tenancy import apikeys
 from atom_core.tenancy import service as tenancy
@@ -55,6 +56,7 @@ async def seed_two_tenants() -> tuple[uuid.UUID, uuid.UUID]:
         signup = await tenancy.signup(email, PASSWORD, name, client_ip="127.0.0.1")
         ctx = await tenancy.authenticate(signup.token)
         await apikeys.create(ctx, "key")  # api_keys + audit_events
+        await agents.create_agent(ctx, agents.AgentInput(slug="helper", name="Helper"))
         ids.append(signup.tenant_id)
     return ids[0], ids[1]
 

@@ -1,0 +1,1 @@
+"""Agents: definitions, marketplace catalog, the runtime loop and its tools."""

@@ -1,0 +1,71 @@
+"""Per-run facts and limits a tool may need (never shown to the model)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import httpx
+
+from atom_core.errors import Invalid
+
+
+def host_key(url: httpx.URL) -> str:
+    """The URL's host as allow-lists compare it: ASCII (IDNA), lower case, no trailing dot."""
+    return url.raw_host.decode("ascii").lower().rstrip(".")
+
+
+def normalize_allowed_host(entry: str) -> str:
+    """Canonical form of one allow-list entry: `host` (any port) or `host:port` (`[v6]:port`).
+
+    Raises Invalid naming the field `http_allowed_hosts` for anything that is not a bare host.
+    """
+    text = entry.strip() if isinstance(entry, str) else ""
+    if not text or any(c in text for c in "/?#@\\ ") or "://" in text:
+        raise Invalid(
+            f"not a host name: {entry!r} (use e.g. api.example.com or api.example.com:8443)", field="http_allowed_hosts"
+        )
+    try:
+        url = httpx.URL(f"http://{text}")
+        host = host_key(url)
+    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        raise Invalid(f"not a host name: {entry!r}", field="http_allowed_hosts") from exc
+    if not host:
+        raise Invalid(f"not a host name: {entry!r}", field="http_allowed_hosts")
+    if url.port is None:
+        return host
+    return f"[{host}]:{url.port}" if ":" in host else f"{host}:{url.port}"
+
+
+@dataclass(frozen=True)
+class ToolEnv:
+    """What the runtime knows about this run that tools may use.
+
+    `http_allowed_hosts` comes from the tenant's settings; empty means `http_get` is off.
+    An entry `host` allows every port of that host, `host:port` only that port.
+    `http_timeout_s` is a deadline for the whole request (connect, redirects, body).
+    """
+
+    http_allowed_hosts: frozenset[str] = frozenset()
+    http_max_bytes: int = 12_000
+    http_timeout_s: float = 10.0
+    http_max_redirects: int = 3
+
+    def __post_init__(self) -> None:
+        hosts: Iterable[str] = self.http_allowed_hosts
+        if isinstance(hosts, str):
+            raise Invalid("http_allowed_hosts must be a list of hosts, not one string", field="http_allowed_hosts")
+        object.__setattr__(self, "http_allowed_hosts", frozenset(normalize_allowed_host(h) for h in hosts))
+        if self.http_max_bytes <= 0:
+            raise Invalid("http_max_bytes must be positive", field="http_max_bytes")
+        if self.http_timeout_s <= 0:
+            raise Invalid("http_timeout_s must be positive", field="http_timeout_s")
+        if self.http_max_redirects < 0:
+            raise Invalid("http_max_redirects must not be negative", field="http_max_redirects")
+
+    def allows(self, url: httpx.URL) -> bool:
+        """True when the URL's host (or host:port) is allow-listed."""
+        host = host_key(url)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        with_port = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return host in self.http_allowed_hosts or with_port in self.http_allowed_hosts
