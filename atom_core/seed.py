@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from atom_core.agents import marketplace
+from atom_core.context import Ctx
+from atom_core.errors import Conflict
 from atom_core.tenancy import service as tenancy
 
 DEMO_TENANT = "Demo"
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "orbit-lattice-42"  # documented in the README; change it on a shared host
+DEMO_TEMPLATES = ("support-triage", "data-analyst", "meeting-facilitator")  # marketplace templates installed as agents
 
 
 @dataclass(frozen=True)
@@ -17,11 +21,30 @@ class SeedResult:
     tenant_slug: str
     email: str
     password: str
+    agents_installed: tuple[str, ...] = ()
 
 
 async def seed_demo() -> SeedResult:
     existing = [t for t in await tenancy.tenants_of_email(DEMO_EMAIL) if t.name == DEMO_TENANT]
     if existing:
-        return SeedResult(False, existing[0].slug, DEMO_EMAIL, DEMO_PASSWORD)
-    tenant, _ = await tenancy.create_tenant(DEMO_TENANT, DEMO_EMAIL, owner_password=DEMO_PASSWORD)
-    return SeedResult(True, tenant.slug, DEMO_EMAIL, DEMO_PASSWORD)
+        created, tenant_id, tenant_slug = False, existing[0].tenant_id, existing[0].slug
+    else:
+        tenant, _ = await tenancy.create_tenant(DEMO_TENANT, DEMO_EMAIL, owner_password=DEMO_PASSWORD)
+        created, tenant_id, tenant_slug = True, tenant.id, tenant.slug
+    installed = await _install_demo_agents(tenancy.operator_ctx(tenant_id))
+    return SeedResult(created, tenant_slug, DEMO_EMAIL, DEMO_PASSWORD, installed)
+
+
+async def _install_demo_agents(ctx: Ctx) -> tuple[str, ...]:
+    """Install each demo template the tenant has no agent from yet; returns the ones installed now."""
+    present = await marketplace.installed_templates(ctx)
+    installed = []
+    for template_slug in DEMO_TEMPLATES:
+        if present.get(template_slug):
+            continue
+        try:
+            await marketplace.install(ctx, template_slug)
+        except Conflict:
+            continue  # an agent already has that slug (made by hand, or a concurrent seed): leave it be
+        installed.append(template_slug)
+    return tuple(installed)

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(2, ge=0, le=10)
     llm_retry_base_s: float = Field(0.5, ge=0, le=60, description="first backoff; doubles per retry, with jitter")
     llm_retry_max_s: float = Field(8.0, ge=0, le=300)
+    run_timeout_s: float = Field(300.0, gt=0, le=24 * 3600)
+    max_concurrent_runs: int = Field(50, ge=1, le=100_000, description="per tenant")
+    agent_max_iterations: int = Field(8, ge=1, le=100, description="model calls per run")
+    tool_timeout_s: float = Field(15.0, gt=0, le=600)
     log_level: str = "INFO"
 
     @field_validator("cors_origins", mode="before")

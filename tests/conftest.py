@@ -32,6 +32,8 @@ from atom_core.infra.ratelimit import reset_rate_limiter
 from atom_core.infra.redis import close_redis
 from atom_core.settings import reset_settings
 
+pytest_plugins = ["tests.llm_stub"]  # the `llm_stub` fixture: an OpenAI-compatible server on loopback
+
 REQUIRE_SERVICES = os.environ.get("ATOM_TEST_REQUIRE_SERVICES") == "1"
 PG_URL = os.environ.get("ATOM_TEST_DATABASE_URL")
 PG_ADMIN_URL = os.environ.get("ATOM_TEST_DATABASE_ADMIN_URL")

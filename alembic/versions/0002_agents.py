@@ -8,8 +8,8 @@ Create Date: 2026-11-22
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 
+from alembic import op
 from atom_core.db import rls
 
 revision: str = "0002_agents"
@@ -24,9 +24,7 @@ def upgrade() -> None:
     op.create_table(
         "agents",
         sa.Column("id", sa.Uuid(), primary_key=True),
-        sa.Column(
-            "tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True
-        ),
+        sa.Column("tenant_id", sa.Uuid(), sa.ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True),
         sa.Column("slug", sa.String(63), nullable=False),
         sa.Column("name", sa.String(100), nullable=False),
         sa.Column("description", sa.String(2000), nullable=False),

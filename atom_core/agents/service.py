@@ -90,8 +90,8 @@ async def create_agent(ctx: Ctx, data: AgentInput) -> Agent:
             session.add(agent)
             await session.flush()
             audit.record(session, ctx, "agent.created", f"agent:{agent.id}", {"slug": agent.slug})
-    except IntegrityError:
-        raise Conflict(f"an agent with slug '{data.slug}' already exists", field="slug") from None
+    except IntegrityError as exc:
+        raise _slug_conflict(exc, data.slug) from None
     return agent
 
 
@@ -103,15 +103,17 @@ async def list_agents(
     if category:
         query = query.where(Agent.category == category.lower())
     if q:
-        pattern = f"%{q.lower()}%"
-        query = query.where(or_(Agent.name.ilike(pattern), Agent.slug.ilike(pattern), Agent.description.ilike(pattern)))
-    async with session_scope(ctx) as session:
+        pattern = _like(q)
+        query = query.where(
+            or_(*(column.ilike(pattern, escape="\\") for column in (Agent.name, Agent.slug, Agent.description)))
+        )
+    async with session_scope(ctx, readonly=True) as session:
         return await paginate(session, query, Agent.created_at, Agent.id, limit=limit, cursor=cursor)
 
 
 async def get_agent(ctx: Ctx, agent_id: uuid.UUID) -> Agent:
     permissions.require(ctx, "agents.read")
-    async with session_scope(ctx) as session:
+    async with session_scope(ctx, readonly=True) as session:
         return await _load(session, ctx, agent_id)
 
 
@@ -142,8 +144,8 @@ async def update_agent(ctx: Ctx, agent_id: uuid.UUID, changes: dict[str, Any]) -
             session.add(agent)
             await session.flush()
             audit.record(session, ctx, "agent.updated", f"agent:{agent.id}", {"fields": sorted(changes)})
-    except IntegrityError:
-        raise Conflict(f"an agent with slug '{changes.get('slug')}' already exists", field="slug") from None
+    except IntegrityError as exc:
+        raise _slug_conflict(exc, changes.get("slug")) from None
     return agent
 
 
@@ -153,6 +155,18 @@ async def delete_agent(ctx: Ctx, agent_id: uuid.UUID) -> None:
         agent = await _load(session, ctx, agent_id)
         await session.delete(agent)
         audit.record(session, ctx, "agent.deleted", f"agent:{agent.id}", {"slug": agent.slug})
+
+
+def _slug_conflict(exc: IntegrityError, slug: str | None) -> Exception:
+    """A clash on the per-tenant slug is the caller's conflict; anything else is a bug to surface."""
+    if slug is None or "slug" not in str(exc.orig).lower():
+        return exc
+    return Conflict(f"an agent with slug '{slug}' already exists", field="slug")
+
+
+def _like(text: str) -> str:
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 async def _load(session: AsyncSession, ctx: Ctx, agent_id: uuid.UUID) -> Agent:

@@ -7,7 +7,10 @@ this metadata to find tenant-owned tables.
 from sqlmodel import SQLModel
 
 import atom_core.agents.models
+import atom_core.agents.runs
+import atom_core.analytics.models
 import atom_core.governance.audit
+import atom_core.llm.models
 import atom_core.tenancy.models  # noqa: F401
 
 target_metadata = SQLModel.metadata

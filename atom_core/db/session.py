@@ -25,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from atom_core.context import Ctx
 from atom_core.settings import get_settings
 
+READONLY_OPTION = "atom_readonly"
 _engine: AsyncEngine | None = None
 _sessions: async_sessionmaker[AsyncSession] | None = None
 
@@ -33,14 +34,26 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")  # SQLite ignores FKs unless asked
     cursor.execute("PRAGMA journal_mode=WAL")  # readers don't block the writer
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA busy_timeout=60000")  # writers queue; under heavy load a wait beats a failure
     cursor.close()
+    dbapi_connection.isolation_level = None  # the driver must not BEGIN on its own (see _sqlite_begin)
+
+
+def _sqlite_begin(conn) -> None:
+    # A deferred transaction that reads, then writes, gets SQLITE_BUSY at once
+    # (no busy wait) when another writer committed in between; under load that
+    # is "database is locked". Writing scopes take the write lock up front and
+    # queue on busy_timeout instead; read-only scopes stay deferred, so WAL
+    # readers never wait for (or hold) the single write lock.
+    readonly = conn.get_execution_options().get(READONLY_OPTION, False)
+    conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
 def build_engine(url: str, **kwargs: object) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
 
@@ -65,10 +78,12 @@ async def dispose_engine() -> None:
 
 
 @asynccontextmanager
-async def _scope(rls_vars: dict[str, str]) -> AsyncIterator[AsyncSession]:
+async def _scope(rls_vars: dict[str, str], readonly: bool = False) -> AsyncIterator[AsyncSession]:
     engine = get_engine()
     assert _sessions is not None
     async with _sessions() as session, session.begin():
+        if readonly:
+            await session.connection(execution_options={READONLY_OPTION: True})
         if engine.dialect.name == "postgresql":
             await _set_rls_vars(session, rls_vars)
         yield session
@@ -82,9 +97,13 @@ async def _set_rls_vars(session: AsyncSession, rls_vars: dict[str, str]) -> None
     await session.exec(text(f"SELECT {calls}").bindparams(**params))
 
 
-def session_scope(ctx: Ctx) -> AbstractAsyncContextManager[AsyncSession]:
-    """A transaction that sees the context's tenant only. Commits on success."""
-    return rls_scope(tenant_id=ctx.tenant_id, user_id=ctx.user_id)
+def session_scope(ctx: Ctx, *, readonly: bool = False) -> AbstractAsyncContextManager[AsyncSession]:
+    """A transaction that sees the context's tenant only. Commits on success.
+
+    `readonly=True` for scopes that never write: on SQLite they do not take
+    the write lock (see `_sqlite_begin`).
+    """
+    return rls_scope(tenant_id=ctx.tenant_id, user_id=ctx.user_id, readonly=readonly)
 
 
 def rls_scope(
@@ -94,6 +113,7 @@ def rls_scope(
     email: str = "",
     key_prefix: str = "",
     tenant_slug: str = "",
+    readonly: bool = False,
 ) -> AbstractAsyncContextManager[AsyncSession]:
     """A transaction with explicit RLS variables, for the few flows that act
     before a tenant context exists (signup, login, API-key lookup, seeding).
@@ -107,5 +127,6 @@ def rls_scope(
             "app.auth_email": email,
             "app.auth_key_prefix": key_prefix,
             "app.auth_tenant_slug": tenant_slug,
-        }
+        },
+        readonly,
     )

@@ -37,12 +37,14 @@ tenant_app = typer.Typer(help="Tenants.", no_args_is_help=True)
 user_app = typer.Typer(help="Users and memberships.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys.", no_args_is_help=True)
 config_app = typer.Typer(help="Settings.", no_args_is_help=True)
+agent_app = typer.Typer(help="Agents.", no_args_is_help=True)
 for sub, name in (
     (db_app, "db"),
     (tenant_app, "tenant"),
     (user_app, "user"),
     (apikey_app, "apikey"),
     (config_app, "config"),
+    (agent_app, "agent"),
 ):
     app.add_typer(sub, name=name)
 
@@ -159,6 +161,119 @@ def seed(demo: Annotated[bool, typer.Option("--demo", help="The demo tenant and 
     result = run(seed_demo)
     state = "created" if result.created else "already there"
     typer.echo(f"demo tenant '{result.tenant_slug}' {state}: sign in as {result.email} / {result.password}")
+
+
+# --- agents ------------------------------------------------------------------
+
+TenantOption = Annotated[str, typer.Option("--tenant", envvar="ATOM_TENANT", help="Tenant id or slug.")]
+
+
+async def _operator(tenant: str):
+    from atom_core.tenancy import service as tenancy
+
+    return tenancy.operator_ctx((await tenancy.resolve_tenant(tenant)).id)
+
+
+def _agent_line(agent) -> str:
+    return f"{agent.slug:<24} {agent.model:<28} tools={','.join(agent.tools) or '-'}  {agent.name}"
+
+
+@agent_app.command("list")
+def agent_list(tenant: TenantOption) -> None:
+    """The tenant's agents."""
+    from atom_core.agents import service as agents
+
+    async def load():
+        return (await agents.list_agents(await _operator(tenant), limit=200)).items
+
+    for agent in run(load):
+        typer.echo(_agent_line(agent))
+
+
+@agent_app.command("create")
+def agent_create(
+    tenant: TenantOption,
+    slug: str,
+    name: Annotated[str, typer.Option("--name")],
+    model: Annotated[str, typer.Option("--model")] = "atom/offline",
+    system_prompt: Annotated[str, typer.Option("--system-prompt")] = "",
+    tools: Annotated[str, typer.Option("--tools", help="Comma-separated tool names.")] = "",
+) -> None:
+    """Create an agent."""
+    from atom_core.agents import service as agents
+
+    data = agents.AgentInput(
+        slug=slug, name=name, model=model, system_prompt=system_prompt, tools=[t for t in tools.split(",") if t]
+    )
+
+    async def create():
+        return await agents.create_agent(await _operator(tenant), data)
+
+    typer.echo(json.dumps({"id": str(run(create).id), "slug": slug}))
+
+
+@agent_app.command("show")
+def agent_show(tenant: TenantOption, slug: str) -> None:
+    """One agent, as JSON."""
+    from atom_core.agents import service as agents
+
+    async def load():
+        return await agents.get_agent_by_slug(await _operator(tenant), slug)
+
+    typer.echo(json.dumps(run(load).model_dump(mode="json"), indent=2))
+
+
+@agent_app.command("delete")
+def agent_delete(tenant: TenantOption, slug: str) -> None:
+    """Delete an agent."""
+    from atom_core.agents import service as agents
+
+    async def delete() -> None:
+        ctx = await _operator(tenant)
+        await agents.delete_agent(ctx, (await agents.get_agent_by_slug(ctx, slug)).id)
+
+    run(delete)
+    typer.echo(f"deleted {slug}")
+
+
+@agent_app.command("run")
+def agent_run(
+    tenant: TenantOption,
+    slug: str,
+    text: str,
+    stream: Annotated[bool, typer.Option("--stream", help="Print tokens as they arrive.")] = False,
+    session: Annotated[str | None, typer.Option("--session", help="Continue a conversation.")] = None,
+) -> None:
+    """Run an agent and print its answer, then tokens, cost and latency."""
+    from atom_core.agents import runtime
+    from atom_core.agents import service as agents
+
+    async def on_event(event: dict) -> None:
+        if event["type"] == "token":
+            typer.echo(event["text"], nl=False)
+        elif event["type"] == "tool.started":
+            typer.echo(f"\n[tool {event['name']} {event['arguments']}]", err=True)
+
+    async def execute():
+        ctx = await _operator(tenant)
+        agent = await agents.get_agent_by_slug(ctx, slug)
+        return await runtime.run_agent(ctx, agent.id, text, session_id=session, on_event=on_event if stream else None)
+
+    result = run(execute).run
+    if stream:
+        typer.echo()
+    elif result.output:
+        typer.echo(result.output)
+    if result.status != "succeeded":
+        typer.echo(f"error: run {result.status}: {result.error}", err=True)
+    typer.echo(
+        f"-- {result.status} · {result.prompt_tokens}+{result.completion_tokens} tokens · "
+        f"${result.cost_micros / 1_000_000:.6f} · {result.latency_ms} ms · model {result.model} · "
+        f"session {result.session_id} · run {result.id}",
+        err=True,
+    )
+    if result.status != "succeeded":
+        raise typer.Exit(1)
 
 
 # --- config and servers ------------------------------------------------------

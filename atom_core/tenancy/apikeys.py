@@ -131,7 +131,7 @@ async def authenticate(key: str, tenant_id: uuid.UUID | None, *, request_id: str
     prefix = _prefix_of(key)
     if prefix is None:
         raise Unauthorized("API key is not valid", code="invalid_api_key")
-    async with rls_scope(key_prefix=prefix) as session:
+    async with rls_scope(key_prefix=prefix, readonly=True) as session:
         row = (await session.exec(select(ApiKey).where(ApiKey.prefix == prefix))).first()
     if row is None or not hmac.compare_digest(row.key_hash, _hash(key)):
         raise Unauthorized("API key is not valid", code="invalid_api_key")

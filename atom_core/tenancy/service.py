@@ -176,7 +176,7 @@ async def _tenants_of(user_id: uuid.UUID) -> list[TenantInfo]:
         .where(Membership.user_id == user_id)
         .order_by(Membership.created_at, Tenant.id)
     )
-    async with rls_scope(user_id=user_id) as session:
+    async with rls_scope(user_id=user_id, readonly=True) as session:
         rows = (await session.exec(query)).all()
     return [TenantInfo(tenant_id=t.id, name=t.name, slug=t.slug, role=role) for t, role in rows]
 
@@ -213,7 +213,7 @@ async def authenticate(token: str, tenant_id: uuid.UUID | None = None, *, reques
         .outerjoin(Membership, (Membership.user_id == User.id) & (Membership.tenant_id == tenant))
         .where(User.id == claims.user_id)
     )
-    async with rls_scope(tenant_id=tenant, user_id=claims.user_id) as session:
+    async with rls_scope(tenant_id=tenant, user_id=claims.user_id, readonly=True) as session:
         row = (await session.exec(query)).first()
     if row is None:
         raise Unauthorized("token is not valid", code="invalid_token")

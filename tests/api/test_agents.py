@@ -99,3 +99,13 @@ async def test_list_filters_and_pages(client: httpx.AsyncClient, make_account) -
     first = (await client.get(AGENTS, params={"limit": 2}, headers=owner.headers)).json()
     rest = (await client.get(AGENTS, params={"cursor": first["next_cursor"]}, headers=owner.headers)).json()
     assert len(first["items"]) == 2 and len(rest["items"]) == 1 and rest["next_cursor"] is None
+
+
+async def test_search_treats_wildcards_literally(client: httpx.AsyncClient, make_account) -> None:
+    owner = await make_account()
+    for slug, name in (("plain", "Plain"), ("under-score", "Under_score")):
+        body = VALID | {"slug": slug, "name": name}
+        assert (await client.post(AGENTS, json=body, headers=owner.headers)).status_code == 201
+    for q, expected in (("_", ["under-score"]), ("%", [])):
+        found = (await client.get(AGENTS, params={"q": q}, headers=owner.headers)).json()["items"]
+        assert [a["slug"] for a in found] == expected

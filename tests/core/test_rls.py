@@ -12,8 +12,10 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from atom_core.agents import runtime
 from atom_core.agents import service as agents
 from atom_core.db.metadata import target_metadata
+from atom_core.llm import pricing, providers
 from atom_core.tenancy import apikeys
 from atom_core.tenancy import service as tenancy
 from tests.conftest import PASSWORD, PgDatabase, libpq
@@ -56,7 +58,10 @@ async def seed_two_tenants() -> tuple[uuid.UUID, uuid.UUID]:
         signup = await tenancy.signup(email, PASSWORD, name, client_ip="127.0.0.1")
         ctx = await tenancy.authenticate(signup.token)
         await apikeys.create(ctx, "key")  # api_keys + audit_events
-        await agents.create_agent(ctx, agents.AgentInput(slug="helper", name="Helper"))
+        helper = await agents.create_agent(ctx, agents.AgentInput(slug="helper", name="Helper"))
+        await runtime.run_agent(ctx, helper.id, "hello")  # agent_runs, agent_messages, traces, spans (offline)
+        await providers.set_provider(ctx, "openai", api_key=f"sk-{name[-1]}-" + uuid.uuid4().hex)
+        await pricing.set_price(ctx, "openai/custom-model", "0.15", "0.60")
         ids.append(signup.tenant_id)
     return ids[0], ids[1]
 

@@ -13,7 +13,7 @@ import atom_core
 from atom_core.errors import NotFound
 from atom_core.interfaces.api import errors
 from atom_core.interfaces.api.middleware import RequestContextMiddleware
-from atom_core.interfaces.api.routers import agents, auth, identity, service
+from atom_core.interfaces.api.routers import agents, auth, identity, marketplace, providers, runs, service
 from atom_core.settings import get_settings
 
 _fallback = APIRouter()
@@ -57,7 +57,16 @@ def create_api() -> FastAPI:
         swagger_ui_oauth2_redirect_url="/api/v1/docs/oauth2-redirect",
     )
     errors.install(app)
-    for router in (service.router, auth.router, identity.router, agents.router, _fallback):
+    for router in (
+        service.router,
+        auth.router,
+        identity.router,
+        agents.router,
+        marketplace.router,
+        runs.router,
+        providers.router,
+        _fallback,  # last: it answers every /api path nothing else claimed
+    ):
         app.include_router(router)
     if settings.cors_origins:
         app.add_middleware(

@@ -1,0 +1,412 @@
+"""The agent loop, in seven stages:
+
+1. validate the request;            2. governance check (policy interface);
+3. resolve context (agent, session history);
+4. recall memories (memory interface);
+5. reason: model calls with tool calls until an answer or the iteration cap;
+6. record: run, messages and spans in one transaction;
+7. respond with metadata (tokens, cost, latency, trace id).
+
+Events (`run.started`, `token`, `tool.started`, `tool.finished`,
+`run.finished` | `run.failed`) go to the caller's sink (SSE) and the event bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import select
+
+from atom_core.agents import service as agents
+from atom_core.agents.models import Agent
+from atom_core.agents.runs import AgentMessage, AgentRun
+from atom_core.agents.tools.builtins import TOOLS
+from atom_core.agents.tools.env import ToolEnv
+from atom_core.agents.tools.executor import ToolCallRequest, execute
+from atom_core.analytics.models import SpanRecord, TraceRecord
+from atom_core.analytics.spans import Span, TraceRecorder
+from atom_core.context import Ctx
+from atom_core.db import session_scope
+from atom_core.errors import AtomError, Invalid, NotFound
+from atom_core.governance.policy import get_policy
+from atom_core.infra import concurrency, events
+from atom_core.llm import gateway
+from atom_core.memory import recall
+from atom_core.settings import get_settings
+from atom_core.tenancy import permissions
+
+EventSink = Callable[[dict[str, Any]], Awaitable[None]]
+INPUT_MAX = 32_000
+HISTORY_MAX = 50
+SESSION_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_running: dict[uuid.UUID, asyncio.Task] = {}  # this process's runs, for cancellation
+
+
+@dataclass
+class RunOutcome:
+    run: AgentRun
+    spans: list[Span] = field(default_factory=list)
+
+
+@dataclass
+class _Loop:
+    """What the reasoning loop accumulates."""
+
+    messages: list[dict[str, Any]]
+    output: str = ""
+    model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_micros: int = 0
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    new_messages: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def run_agent(
+    ctx: Ctx, agent_id: uuid.UUID, text: str, *, session_id: str | None = None, on_event: EventSink | None = None
+) -> RunOutcome:
+    # 1. validate
+    text = _check_input(text)
+    session_id = _check_session(session_id)
+    agent = await agents.get_agent(ctx, agent_id)
+    # 2. governance
+    await get_policy().check_run(ctx, agent)
+    settings = get_settings()
+    async with concurrency.slot(ctx.tenant_id, "agent runs", settings.max_concurrent_runs):
+        run = await _start(ctx, agent, session_id, text)
+        emit = _emitter(ctx, run.id, on_event)
+        trace = TraceRecorder(run.trace_id)
+        root = trace.start("run", agent.slug, agent_id=str(agent.id), session_id=session_id)
+        await emit("run.started", run_id=str(run.id), agent=agent.slug, session_id=session_id, model=agent.model)
+        _running[run.id] = asyncio.current_task()  # type: ignore[assignment]
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(settings.run_timeout_s):
+                loop = await _reason(ctx, agent, session_id, text, trace, root, emit)
+            status, error = "succeeded", None
+        except asyncio.CancelledError:
+            loop, status, error = _Loop(messages=[]), "cancelled", "the run was cancelled"
+        except TimeoutError:
+            loop, status, error = _Loop(messages=[]), "failed", f"the run took longer than {settings.run_timeout_s:g} s"
+        except (AtomError, MaxIterations) as exc:
+            loop = getattr(exc, "loop", None) or _Loop(messages=[])
+            status, error = "failed", getattr(exc, "message", str(exc))
+        finally:
+            _running.pop(run.id, None)
+        # 6. record
+        _finish(run, loop, status, error, int((time.perf_counter() - started) * 1000))
+        trace.end(
+            root,
+            error=error,
+            prompt_tokens=run.prompt_tokens,
+            completion_tokens=run.completion_tokens,
+            cost_micros=run.cost_micros,
+        )
+        await _record(ctx, run, agent, loop, trace)
+        # 7. respond
+        await emit("run.finished" if status == "succeeded" else "run.failed", **run_summary(run))
+        return RunOutcome(run=run, spans=trace.spans)
+
+
+class MaxIterations(Exception):
+    def __init__(self, limit: int, loop: _Loop):
+        super().__init__(f"stopped after {limit} model calls without a final answer")
+        self.message, self.loop = str(self), loop
+
+
+def _check_input(text: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise Invalid("input is required", field="input")
+    if len(text) > INPUT_MAX:
+        raise Invalid(f"input must be at most {INPUT_MAX} characters", field="input")
+    return text
+
+
+def _check_session(session_id: str | None) -> str:
+    if session_id is None:
+        return uuid.uuid4().hex
+    if not SESSION_RE.match(session_id):
+        raise Invalid("session_id must be 1-64 letters, digits, '.', '_', ':' or '-'", field="session_id")
+    return session_id
+
+
+async def _start(ctx: Ctx, agent: Agent, session_id: str, text: str) -> AgentRun:
+    run = AgentRun(
+        tenant_id=ctx.tenant_id,
+        agent_id=agent.id,
+        agent_slug=agent.slug,
+        session_id=session_id,
+        input=text,
+        model=agent.model,
+        actor=ctx.actor,
+    )
+    async with session_scope(ctx) as session:
+        session.add(run)
+    return run
+
+
+async def _reason(
+    ctx: Ctx, agent: Agent, session_id: str, text: str, trace: TraceRecorder, root: Span, emit: EventSink
+) -> _Loop:
+    # 3. resolve context
+    history = await _history(ctx, agent.id, session_id)
+    # 4. recall
+    memories: list[str] = []
+    if agent.memory_enabled:
+        span = trace.start("memory.recall", "recall", root)
+        memories = await recall.recall(ctx, agent, text)
+        trace.end(span, results=len(memories))
+    system = agent.system_prompt + ("\n\nRelevant memories:\n- " + "\n- ".join(memories) if memories else "")
+    user = {"role": "user", "content": text}
+    loop = _Loop(messages=[*([{"role": "system", "content": system}] if system else []), *history, user])
+    loop.new_messages.append(user)
+    # 5. reason
+    tools = TOOLS.schemas(agent.tools) or None
+    settings = get_settings()
+    for _ in range(settings.agent_max_iterations):
+        request = gateway.ChatRequest(
+            model=agent.model,
+            messages=loop.messages,
+            tools=tools,
+            temperature=agent.temperature,
+            max_tokens=agent.max_tokens,
+        )
+        result = await gateway.complete(ctx, request, trace=trace, parent=root, on_token=_token_sink(emit))
+        _add_usage(loop, result)
+        assistant = result.assistant_message()
+        loop.messages.append(assistant)
+        loop.new_messages.append(assistant)
+        if not result.tool_calls:
+            loop.output = result.content
+            return loop
+        for call in result.tool_calls:
+            await _run_tool(ctx, agent, call, loop, trace, root, emit)
+    raise MaxIterations(settings.agent_max_iterations, loop)
+
+
+def _token_sink(emit: EventSink) -> Callable[[str], Awaitable[None]]:
+    async def sink(token: str) -> None:
+        await emit("token", text=token)
+
+    return sink
+
+
+def _add_usage(loop: _Loop, result: gateway.ChatResult) -> None:
+    loop.model = result.model
+    loop.prompt_tokens += result.prompt_tokens
+    loop.completion_tokens += result.completion_tokens
+    loop.cost_micros += result.cost_micros
+
+
+async def _run_tool(
+    ctx: Ctx, agent: Agent, call: gateway.ToolCall, loop: _Loop, trace: TraceRecorder, root: Span, emit: EventSink
+) -> None:
+    await emit("tool.started", id=call.id, name=call.name, arguments=call.arguments)
+    span = trace.start("tool.call", call.name, root, arguments=call.arguments[:2000])
+    request = ToolCallRequest(id=call.id, name=call.name, arguments=call.arguments)
+    result = await execute(ctx, request, allowed=agent.tools, env=ToolEnv(), timeout_s=get_settings().tool_timeout_s)
+    trace.end(span, error=result.error, refused=result.refused, output=result.output[:2000])
+    summary = {
+        "id": call.id,
+        "name": call.name,
+        "arguments": call.arguments,
+        "ok": result.ok,
+        "output": result.output,
+        "error": result.error,
+        "refused": result.refused,
+    }
+    loop.tool_calls.append(summary)
+    message = result.to_message()
+    loop.messages.append(message)
+    loop.new_messages.append(message)
+    await emit("tool.finished", **summary)
+
+
+async def _history(ctx: Ctx, agent_id: uuid.UUID, session_id: str) -> list[dict[str, Any]]:
+    query = (
+        select(AgentMessage)
+        .where(
+            AgentMessage.tenant_id == ctx.tenant_id,
+            AgentMessage.agent_id == agent_id,
+            AgentMessage.session_id == session_id,
+        )
+        .order_by(AgentMessage.seq.desc())
+        .limit(HISTORY_MAX)
+    )
+    async with session_scope(ctx, readonly=True) as session:
+        rows = list(reversed((await session.exec(query)).all()))
+    while rows and rows[0].role == "tool":  # never start mid tool exchange
+        rows.pop(0)
+    return [_as_message(row) for row in rows]
+
+
+def _as_message(row: AgentMessage) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": row.role, "content": row.content or None}
+    if row.tool_calls:
+        message["tool_calls"] = row.tool_calls
+    if row.tool_call_id:
+        message["tool_call_id"] = row.tool_call_id
+    if row.name:
+        message["name"] = row.name
+    return message
+
+
+def _finish(run: AgentRun, loop: _Loop, status: str, error: str | None, latency_ms: int) -> None:
+    run.status, run.error, run.output = status, error, loop.output
+    run.model = loop.model or run.model
+    run.prompt_tokens, run.completion_tokens = loop.prompt_tokens, loop.completion_tokens
+    run.cost_micros, run.tool_calls, run.latency_ms = loop.cost_micros, loop.tool_calls, latency_ms
+    run.finished_at = datetime.now(UTC)
+
+
+async def _record(ctx: Ctx, run: AgentRun, agent: Agent, loop: _Loop, trace: TraceRecorder) -> None:
+    """Everything the run produced, committed together (a shield keeps a
+    cancelled run's record from being cut short)."""
+
+    async def write() -> None:
+        async with session_scope(ctx) as session:
+            session.add(run)
+            if run.status == "succeeded":  # failed exchanges would poison the next turn's history
+                await _append_messages(session, ctx, run, agent, loop)
+            session.add(_trace_record(ctx, run, trace))
+            session.add_all(_span_records(ctx, run, trace))
+
+    await asyncio.shield(write())
+
+
+async def _append_messages(session, ctx: Ctx, run: AgentRun, agent: Agent, loop: _Loop) -> None:
+    last = (
+        select(AgentMessage.seq)
+        .where(
+            AgentMessage.tenant_id == ctx.tenant_id,
+            AgentMessage.agent_id == agent.id,
+            AgentMessage.session_id == run.session_id,
+        )
+        .order_by(AgentMessage.seq.desc())
+        .limit(1)
+    )
+    seq = (await session.exec(last)).first() or 0
+    for offset, message in enumerate(loop.new_messages, start=1):
+        session.add(
+            AgentMessage(
+                tenant_id=ctx.tenant_id,
+                agent_id=agent.id,
+                session_id=run.session_id,
+                run_id=run.id,
+                seq=seq + offset,
+                role=message["role"],
+                content=message.get("content") or "",
+                tool_calls=message.get("tool_calls"),
+                tool_call_id=message.get("tool_call_id"),
+                name=message.get("name"),
+            )
+        )
+
+
+def _trace_record(ctx: Ctx, run: AgentRun, trace: TraceRecorder) -> TraceRecord:
+    root = trace.spans[0]
+    return TraceRecord(
+        id=trace.trace_id,
+        tenant_id=ctx.tenant_id,
+        run_id=run.id,
+        name=root.name,
+        status=root.status,
+        started_at=root.started_at,
+        ended_at=root.ended_at,
+        prompt_tokens=run.prompt_tokens,
+        completion_tokens=run.completion_tokens,
+        cost_micros=run.cost_micros,
+    )
+
+
+def _span_records(ctx: Ctx, run: AgentRun, trace: TraceRecorder) -> list[SpanRecord]:
+    return [
+        SpanRecord(
+            id=s.id,
+            tenant_id=ctx.tenant_id,
+            trace_id=trace.trace_id,
+            run_id=run.id,
+            parent_id=s.parent_id,
+            kind=s.kind,
+            name=s.name[:200],
+            status=s.status,
+            error=(s.error or None) and s.error[:1000],
+            started_at=s.started_at,
+            ended_at=s.ended_at,
+            prompt_tokens=s.prompt_tokens,
+            completion_tokens=s.completion_tokens,
+            cost_micros=s.cost_micros,
+            attributes=_jsonable(s.attributes),
+        )
+        for s in trace.spans
+    ]
+
+
+def _jsonable(attributes: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v if isinstance(v, str | int | float | bool | list | dict | type(None)) else str(v)
+        for k, v in attributes.items()
+    }
+
+
+def _emitter(ctx: Ctx, run_id: uuid.UUID, sink: EventSink | None) -> EventSink:
+    bus, topic = events.get_bus(), events.channel(ctx.tenant_id, f"agent-runs:{run_id}")
+
+    async def emit(kind: str, **data: Any) -> None:
+        event = {"type": kind, "run_id": str(run_id), **data}
+        if sink:
+            await sink(event)
+        if kind != "token":  # tokens go to the requester only; the bus carries progress
+            await bus.publish(topic, event)
+
+    return emit
+
+
+def run_summary(run: AgentRun) -> dict[str, Any]:
+    return {
+        "run_id": str(run.id),
+        "status": run.status,
+        "output": run.output,
+        "error": run.error,
+        "tool_calls": run.tool_calls,
+        "model": run.model,
+        "usage": {"prompt_tokens": run.prompt_tokens, "completion_tokens": run.completion_tokens},
+        "cost_usd": run.cost_micros / 1_000_000,
+        "latency_ms": run.latency_ms,
+        "trace_id": str(run.trace_id),
+        "session_id": run.session_id,
+    }
+
+
+async def cancel_run(ctx: Ctx, run_id: uuid.UUID) -> bool:
+    """Cancel a run executing in this process. False if it is not running here."""
+    run = await get_run(ctx, run_id)
+    task = _running.get(run.id)
+    if task is None or run.status != "running":
+        return False
+    task.cancel()
+    return True
+
+
+async def get_run(ctx: Ctx, run_id: uuid.UUID) -> AgentRun:
+    permissions.require(ctx, "agents.read")
+    async with session_scope(ctx) as session:
+        run = (
+            await session.exec(select(AgentRun).where(AgentRun.tenant_id == ctx.tenant_id, AgentRun.id == run_id))
+        ).first()
+    if run is None:
+        raise NotFound("run not found")
+    return run
+
+
+async def get_spans(ctx: Ctx, run: AgentRun) -> list[SpanRecord]:
+    async with session_scope(ctx) as session:
+        query = select(SpanRecord).where(SpanRecord.tenant_id == ctx.tenant_id, SpanRecord.trace_id == run.trace_id)
+        return list((await session.exec(query.order_by(SpanRecord.started_at))).all())

@@ -1,0 +1,1 @@
+"""Traces and spans, cost and usage aggregation."""

@@ -1,0 +1,113 @@
+"""Agent runs: start one (JSON or a server-sent event stream), read it back
+with its span tree, cancel it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import StreamingResponse
+from pydantic import Field
+
+from atom_core.agents import runtime
+from atom_core.analytics.models import SpanRecord
+from atom_core.context import Ctx
+from atom_core.errors import AtomError, Conflict
+from atom_core.interfaces.api.deps import current_ctx
+from atom_core.interfaces.api.schemas import Request
+
+router = APIRouter(prefix="/api/v1", tags=["runs"])
+
+
+class RunIn(Request):
+    input: str = Field(max_length=runtime.INPUT_MAX)
+    session_id: str | None = Field(None, max_length=64)
+    stream: bool = False
+
+
+@router.post("/agents/{agent_id}/runs", response_model=None)
+async def start_run(agent_id: uuid.UUID, body: RunIn, ctx: Ctx = Depends(current_ctx)) -> Any:
+    """Run the agent. With `stream: true`, a `text/event-stream` of run events."""
+    if not body.stream:
+        outcome = await runtime.run_agent(ctx, agent_id, body.input, session_id=body.session_id)
+        return runtime.run_summary(outcome.run)
+    return StreamingResponse(
+        _event_stream(ctx, agent_id, body),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _event_stream(ctx: Ctx, agent_id: uuid.UUID, body: RunIn) -> AsyncIterator[str]:
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    async def work() -> None:
+        try:
+            await runtime.run_agent(ctx, agent_id, body.input, session_id=body.session_id, on_event=queue.put)
+        except AtomError as exc:  # refused before the run started: still a well-formed stream
+            await queue.put({"type": "run.failed", "error": exc.message, "code": exc.code, "field": exc.field})
+        finally:
+            await queue.put(None)
+
+    task = asyncio.create_task(work())
+    try:
+        while (event := await queue.get()) is not None:
+            yield f"event: {event['type']}\ndata: {json.dumps(event, default=str)}\n\n"
+    finally:
+        if not task.done():  # the client went away: stop paying for tokens nobody reads
+            task.cancel()
+
+
+@router.get("/agent-runs/{run_id}")
+async def get_run(run_id: uuid.UUID, ctx: Ctx = Depends(current_ctx)) -> dict[str, Any]:
+    run = await runtime.get_run(ctx, run_id)
+    spans = await runtime.get_spans(ctx, run)
+    summary = runtime.run_summary(run)
+    return summary | {
+        "agent_id": str(run.agent_id) if run.agent_id else None,
+        "agent_slug": run.agent_slug,
+        "input": run.input,
+        "created_at": run.created_at,
+        "finished_at": run.finished_at,
+        "spans": span_tree(spans),
+    }
+
+
+@router.post("/agent-runs/{run_id}/cancel", status_code=202)
+async def cancel_run(run_id: uuid.UUID, ctx: Ctx = Depends(current_ctx)) -> Response:
+    if not await runtime.cancel_run(ctx, run_id):
+        raise Conflict("the run is not running on this node (it may have finished)")
+    return Response(status_code=202)
+
+
+def span_tree(spans: list[SpanRecord]) -> list[dict[str, Any]]:
+    """Spans nested under their parents, in start order."""
+    nodes = {s.id: _span_out(s) for s in spans}
+    roots: list[dict[str, Any]] = []
+    for span in spans:
+        parent = nodes.get(span.parent_id) if span.parent_id else None
+        (parent["children"] if parent else roots).append(nodes[span.id])
+    return roots
+
+
+def _span_out(span: SpanRecord) -> dict[str, Any]:
+    duration = int((span.ended_at - span.started_at).total_seconds() * 1000) if span.ended_at else None
+    return {
+        "id": str(span.id),
+        "kind": span.kind,
+        "name": span.name,
+        "status": span.status,
+        "error": span.error,
+        "started_at": span.started_at,
+        "ended_at": span.ended_at,
+        "duration_ms": duration,
+        "prompt_tokens": span.prompt_tokens,
+        "completion_tokens": span.completion_tokens,
+        "cost_usd": span.cost_micros / 1_000_000,
+        "attributes": span.attributes,
+        "children": [],
+    }

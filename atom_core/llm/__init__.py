@@ -1,0 +1,1 @@
+"""Models: the LiteLLM gateway, provider credentials, prices and the offline model."""

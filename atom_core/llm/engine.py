@@ -1,0 +1,28 @@
+"""The one place litellm is imported and configured.
+
+litellm is imported lazily (it takes seconds) and once: with the bundled
+price map (it would otherwise download one at import), without telemetry,
+and with ATOM's offline model registered as the custom provider `atom`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from types import ModuleType
+
+
+@cache
+def litellm() -> ModuleType:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm as module
+
+    from atom_core.llm.offline import OfflineModel
+
+    module.telemetry = False
+    module.suppress_debug_info = True
+    module.custom_provider_map = [
+        *[p for p in module.custom_provider_map if p.get("provider") != "atom"],
+        {"provider": "atom", "custom_handler": OfflineModel()},
+    ]
+    return module

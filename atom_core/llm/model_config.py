@@ -1,0 +1,30 @@
+"""Per-tenant model settings (credentials, price) for the gateway's hot path.
+
+Looked up once per tenant and model, then kept in process for a few seconds:
+without it every model call paid two database reads (measured: +10 ms a call,
+and lock contention on SQLite under load). Changes made through this process
+apply at once (providers and pricing clear the cache); other nodes see them
+within `config_cache.TTL_S`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from atom_core.context import Ctx
+from atom_core.llm import config_cache, pricing, providers
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    credentials: providers.Credentials
+    price: pricing.Price | None
+
+
+async def config_for(ctx: Ctx, model: str) -> ModelConfig:
+    cached = config_cache.get(ctx.tenant_id, model)
+    if cached is not None:
+        return cached
+    config = ModelConfig(await providers.credentials_for(ctx, model), await pricing.price_for(ctx, model))
+    config_cache.put(ctx.tenant_id, model, config)
+    return config

@@ -1,0 +1,1 @@
+"""Memory: embeddings, the LanceDB store, remember / recall / feedback."""
