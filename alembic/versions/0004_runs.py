@@ -66,7 +66,9 @@ def upgrade() -> None:
         sa.Column("name", sa.String(64), nullable=True),
         sa.Column("created_at", TZ, nullable=False),
     )
-    op.create_index("ix_agent_messages_session", "agent_messages", ["tenant_id", "agent_id", "session_id", "seq"])
+    op.create_index(
+        "ix_agent_messages_session", "agent_messages", ["tenant_id", "agent_id", "session_id", "created_at", "seq"]
+    )
     op.create_table(
         "traces",
         sa.Column("id", sa.Uuid(), primary_key=True),

@@ -39,10 +39,13 @@ class AgentRun(TenantScoped, table=True):
 
 
 class AgentMessage(TenantScoped, table=True):
-    """One message of a multi-turn session, in order (`seq`)."""
+    """One message of a multi-turn session. A session reads in (created_at, seq)
+    order: `created_at` is when its run was recorded, `seq` the place in that run."""
 
     __tablename__ = "agent_messages"
-    __table_args__ = (sa.Index("ix_agent_messages_session", "tenant_id", "agent_id", "session_id", "seq"),)
+    __table_args__ = (
+        sa.Index("ix_agent_messages_session", "tenant_id", "agent_id", "session_id", "created_at", "seq"),
+    )
 
     id: uuid.UUID = id_field()
     agent_id: uuid.UUID = Field(foreign_key="agents.id", ondelete="CASCADE")

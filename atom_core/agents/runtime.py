@@ -237,7 +237,7 @@ async def _history(ctx: Ctx, agent_id: uuid.UUID, session_id: str) -> list[dict[
             AgentMessage.agent_id == agent_id,
             AgentMessage.session_id == session_id,
         )
-        .order_by(AgentMessage.seq.desc())
+        .order_by(AgentMessage.created_at.desc(), AgentMessage.seq.desc())
         .limit(HISTORY_MAX)
     )
     async with session_scope(ctx, readonly=True) as session:
@@ -274,40 +274,33 @@ async def _record(ctx: Ctx, run: AgentRun, agent: Agent, loop: _Loop, trace: Tra
         async with session_scope(ctx) as session:
             session.add(run)
             if run.status == "succeeded":  # failed exchanges would poison the next turn's history
-                await _append_messages(session, ctx, run, agent, loop)
+                session.add_all(_messages(ctx, run, agent, loop))
             session.add(_trace_record(ctx, run, trace))
             session.add_all(_span_records(ctx, run, trace))
 
     await asyncio.shield(write())
 
 
-async def _append_messages(session, ctx: Ctx, run: AgentRun, agent: Agent, loop: _Loop) -> None:
-    last = (
-        select(AgentMessage.seq)
-        .where(
-            AgentMessage.tenant_id == ctx.tenant_id,
-            AgentMessage.agent_id == agent.id,
-            AgentMessage.session_id == run.session_id,
+def _messages(ctx: Ctx, run: AgentRun, agent: Agent, loop: _Loop) -> list[AgentMessage]:
+    """The run's new messages. A session reads in (created_at, seq) order, so
+    recording needs no read of the session's last position."""
+    now = datetime.now(UTC)
+    return [
+        AgentMessage(
+            tenant_id=ctx.tenant_id,
+            agent_id=agent.id,
+            session_id=run.session_id,
+            run_id=run.id,
+            seq=seq,
+            role=message["role"],
+            content=message.get("content") or "",
+            tool_calls=message.get("tool_calls"),
+            tool_call_id=message.get("tool_call_id"),
+            name=message.get("name"),
+            created_at=now,
         )
-        .order_by(AgentMessage.seq.desc())
-        .limit(1)
-    )
-    seq = (await session.exec(last)).first() or 0
-    for offset, message in enumerate(loop.new_messages, start=1):
-        session.add(
-            AgentMessage(
-                tenant_id=ctx.tenant_id,
-                agent_id=agent.id,
-                session_id=run.session_id,
-                run_id=run.id,
-                seq=seq + offset,
-                role=message["role"],
-                content=message.get("content") or "",
-                tool_calls=message.get("tool_calls"),
-                tool_call_id=message.get("tool_call_id"),
-                name=message.get("name"),
-            )
-        )
+        for seq, message in enumerate(loop.new_messages, start=1)
+    ]
 
 
 def _trace_record(ctx: Ctx, run: AgentRun, trace: TraceRecorder) -> TraceRecord:

@@ -21,6 +21,8 @@ from atom_core.db import dispose_engine
 from atom_core.db import migrate as migrations
 from atom_core.db.migrate import PROJECT_ROOT
 from atom_core.errors import AtomError
+from atom_core.infra.ratelimit import reset_rate_limiter
+from atom_core.infra.redis import close_redis
 from atom_core.settings import get_settings
 
 T = TypeVar("T")
@@ -60,8 +62,10 @@ def run(make: Callable[[], Awaitable[T]]) -> T:
     async def call() -> T:
         try:
             return await make()
-        finally:
+        finally:  # connections belong to this command's event loop
             await dispose_engine()
+            await close_redis()
+            reset_rate_limiter()
 
     try:
         return asyncio.run(call())

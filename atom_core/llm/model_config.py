@@ -9,6 +9,7 @@ within `config_cache.TTL_S`.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from atom_core.context import Ctx
@@ -21,10 +22,18 @@ class ModelConfig:
     price: pricing.Price | None
 
 
+_fills: dict[tuple[object, str], asyncio.Lock] = {}
+
+
 async def config_for(ctx: Ctx, model: str) -> ModelConfig:
     cached = config_cache.get(ctx.tenant_id, model)
     if cached is not None:
         return cached
-    config = ModelConfig(await providers.credentials_for(ctx, model), await pricing.price_for(ctx, model))
-    config_cache.put(ctx.tenant_id, model, config)
-    return config
+    # Single flight: a burst of runs that all miss the cache waits for one lookup.
+    async with _fills.setdefault((ctx.tenant_id, model), asyncio.Lock()):
+        cached = config_cache.get(ctx.tenant_id, model)
+        if cached is not None:
+            return cached
+        config = ModelConfig(await providers.credentials_for(ctx, model), await pricing.price_for(ctx, model))
+        config_cache.put(ctx.tenant_id, model, config)
+        return config
