@@ -25,6 +25,7 @@ from typing import Any
 from sqlmodel import select
 
 from atom_core.agents import service as agents
+from atom_core.agents import tool_settings
 from atom_core.agents.models import Agent
 from atom_core.agents.runs import AgentMessage, AgentRun
 from atom_core.agents.tools.builtins import TOOLS
@@ -169,6 +170,7 @@ async def _reason(
     loop.new_messages.append(user)
     # 5. reason
     tools = TOOLS.schemas(agent.tools) or None
+    env = await tool_settings.tool_env(ctx) if tools else ToolEnv()
     settings = get_settings()
     for _ in range(settings.agent_max_iterations):
         request = gateway.ChatRequest(
@@ -187,7 +189,7 @@ async def _reason(
             loop.output = result.content
             return loop
         for call in result.tool_calls:
-            await _run_tool(ctx, agent, call, loop, trace, root, emit)
+            await _run_tool(ctx, agent, call, env, loop, trace, root, emit)
     raise MaxIterations(settings.agent_max_iterations, loop)
 
 
@@ -206,12 +208,19 @@ def _add_usage(loop: _Loop, result: gateway.ChatResult) -> None:
 
 
 async def _run_tool(
-    ctx: Ctx, agent: Agent, call: gateway.ToolCall, loop: _Loop, trace: TraceRecorder, root: Span, emit: EventSink
+    ctx: Ctx,
+    agent: Agent,
+    call: gateway.ToolCall,
+    env: ToolEnv,
+    loop: _Loop,
+    trace: TraceRecorder,
+    root: Span,
+    emit: EventSink,
 ) -> None:
     await emit("tool.started", id=call.id, name=call.name, arguments=call.arguments)
     span = trace.start("tool.call", call.name, root, arguments=call.arguments[:2000])
     request = ToolCallRequest(id=call.id, name=call.name, arguments=call.arguments)
-    result = await execute(ctx, request, allowed=agent.tools, env=ToolEnv(), timeout_s=get_settings().tool_timeout_s)
+    result = await execute(ctx, request, allowed=agent.tools, env=env, timeout_s=get_settings().tool_timeout_s)
     trace.end(span, error=result.error, refused=result.refused, output=result.output[:2000])
     summary = {
         "id": call.id,

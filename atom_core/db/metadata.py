@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 
 import atom_core.agents.models
 import atom_core.agents.runs
+import atom_core.agents.tool_settings
 import atom_core.analytics.models
 import atom_core.governance.audit
 import atom_core.llm.models

@@ -23,6 +23,8 @@ PERMISSIONS: dict[str, str] = {
     "agents.run": "member",
     "providers.read": "member",
     "providers.manage": "admin",
+    "tools.read": "member",
+    "tools.manage": "admin",
 }
 
 ACTION_WORDS = {
@@ -36,6 +38,7 @@ ACTION_WORDS = {
     "agents.run": "run agents",
     "providers.read": "see model providers",
     "providers.manage": "manage model providers and prices",
+    "tools.manage": "change tool settings",
 }
 
 

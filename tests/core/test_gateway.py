@@ -119,3 +119,23 @@ async def test_concurrent_run_cap_refuses_the_extra_run(ctx) -> None:
                 pass
     async with concurrency.slot(ctx.tenant_id, "agent runs", 1):  # released: usable again
         pass
+
+
+async def test_a_running_run_can_be_cancelled(ctx, llm_stub: LLMStub) -> None:
+    await providers.set_provider(ctx, "openai", api_key="sk-x", api_base=llm_stub.base_url)
+    agent = await agents.create_agent(ctx, agents.AgentInput(slug="slow", name="Slow", model="openai/slow"))
+    llm_stub.script("slow", Reply("too late", latency=30))
+    started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def sink(event: dict) -> None:
+        if event["type"] == "run.started":
+            started.set_result(event["run_id"])
+
+    task = asyncio.create_task(runtime.run_agent(ctx, agent.id, "take your time", on_event=sink))
+    run_id = uuid.UUID(await asyncio.wait_for(started, 10))
+    await asyncio.sleep(0.2)  # let it reach the model call
+    assert await runtime.cancel_run(ctx, run_id) is True
+    outcome = await asyncio.wait_for(task, 10)
+    assert outcome.run.status == "cancelled"
+    assert (await runtime.get_run(ctx, run_id)).status == "cancelled"
+    assert await runtime.cancel_run(ctx, run_id) is False  # finished: nothing to cancel

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from atom_core.agents import runtime
+from atom_core.agents import runtime, tool_settings
 from atom_core.agents import service as agents
 from atom_core.db.metadata import target_metadata
 from atom_core.llm import pricing, providers
@@ -59,6 +59,7 @@ async def seed_two_tenants() -> tuple[uuid.UUID, uuid.UUID]:
         ctx = await tenancy.authenticate(signup.token)
         await apikeys.create(ctx, "key")  # api_keys + audit_events
         helper = await agents.create_agent(ctx, agents.AgentInput(slug="helper", name="Helper"))
+        await tool_settings.set_http_allowed_hosts(ctx, [f"{name[-1].lower()}.example.com"])
         await runtime.run_agent(ctx, helper.id, "hello")  # agent_runs, agent_messages, traces, spans (offline)
         await providers.set_provider(ctx, "openai", api_key=f"sk-{name[-1]}-" + uuid.uuid4().hex)
         await pricing.set_price(ctx, "openai/custom-model", "0.15", "0.60")

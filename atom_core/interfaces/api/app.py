@@ -13,7 +13,7 @@ import atom_core
 from atom_core.errors import NotFound
 from atom_core.interfaces.api import errors
 from atom_core.interfaces.api.middleware import RequestContextMiddleware
-from atom_core.interfaces.api.routers import agents, auth, identity, marketplace, providers, runs, service
+from atom_core.interfaces.api.routers import agents, auth, identity, marketplace, providers, runs, service, tools
 from atom_core.settings import get_settings
 
 _fallback = APIRouter()
@@ -65,6 +65,7 @@ def create_api() -> FastAPI:
         marketplace.router,
         runs.router,
         providers.router,
+        tools.router,
         _fallback,  # last: it answers every /api path nothing else claimed
     ):
         app.include_router(router)
