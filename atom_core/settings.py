@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     auth_rate_limit: str = "10/minute"
     port: int = Field(3000, ge=1, le=65535)
     llm_timeout_s: float = Field(60.0, gt=0, le=3600)
+    # Off: a tenant without its own key must not spend the operator's (OPENAI_API_KEY, …).
+    allow_env_provider_keys: bool = False
     llm_max_retries: int = Field(2, ge=0, le=10)
     llm_retry_base_s: float = Field(0.5, ge=0, le=60, description="first backoff; doubles per retry, with jitter")
     llm_retry_max_s: float = Field(8.0, ge=0, le=300)

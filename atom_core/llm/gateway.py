@@ -28,6 +28,8 @@ from atom_core.llm.model_config import config_for
 from atom_core.settings import get_settings
 
 TokenSink = Callable[[str], Awaitable[None]]
+# Providers that run without a key (local servers); any other needs the tenant's own.
+KEYLESS_PROVIDERS = frozenset({"atom", "ollama", "ollama_chat", "lm_studio", "hosted_vllm", "vllm", "llamafile"})
 _SECRET_LIKE = re.compile(r"\b(sk|atom|key|token)[-_][A-Za-z0-9_\-]{8,}", re.I)
 
 
@@ -36,6 +38,11 @@ class ModelError(AtomError):
 
     status = 502
     code = "model_error"
+
+
+class ProviderNotConfigured(AtomError):
+    status = 422
+    code = "provider_not_configured"
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,7 @@ async def complete(
     for model in (request.model, *request.fallbacks):
         config = await config_for(ctx, model)
         credentials = config.credentials
+        _check_configured(model, credentials)
         for retry in range(policy.max_retries + 1):
             attempts += 1
             streamed = _StreamGuard(on_token)
@@ -140,6 +148,19 @@ async def complete(
     message = _safe_message(last_error, credentials.api_key)
     trace.end(span, error=message, attempts=attempts, retry_delays_s=delays)
     raise ModelError(message, field="model" if _is_bad_request(last_error) else None)
+
+
+def _check_configured(model: str, credentials: providers.Credentials) -> None:
+    provider = model.split("/", 1)[0]
+    if credentials.api_key or credentials.api_base or provider in KEYLESS_PROVIDERS:
+        return
+    if get_settings().allow_env_provider_keys:
+        return
+    raise ProviderNotConfigured(
+        f"no API key for provider '{provider}' in this tenant: add one under Settings → Providers "
+        f"(or use the offline model 'atom/offline')",
+        field="model",
+    )
 
 
 class _StreamGuard:

@@ -139,3 +139,13 @@ async def test_a_running_run_can_be_cancelled(ctx, llm_stub: LLMStub) -> None:
     assert outcome.run.status == "cancelled"
     assert (await runtime.get_run(ctx, run_id)).status == "cancelled"
     assert await runtime.cancel_run(ctx, run_id) is False  # finished: nothing to cancel
+
+
+async def test_a_tenant_without_a_key_never_spends_the_operators(ctx, llm_stub: LLMStub, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-operator-key-0123456789")
+    monkeypatch.setenv("OPENAI_BASE_URL", llm_stub.base_url)
+    request = gateway.ChatRequest(model="openai/any", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(gateway.ProviderNotConfigured) as caught:
+        await gateway.complete(ctx, request)
+    assert caught.value.field == "model" and "Providers" in caught.value.message
+    assert llm_stub.calls() == []  # nothing was sent with the operator's key
