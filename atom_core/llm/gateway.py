@@ -207,18 +207,7 @@ async def _call(
 def _from_response(model: str, response: Any) -> ChatResult:
     choice = response.choices[0]
     calls = [ToolCall(c.id, c.function.name, c.function.arguments or "{}") for c in choice.message.tool_calls or []]
-    usage = response.usage
-    return ChatResult(
-        content=choice.message.content or "",
-        tool_calls=calls,
-        model=model,
-        prompt_tokens=usage.prompt_tokens if usage else 0,
-        completion_tokens=usage.completion_tokens if usage else 0,
-        cost_micros=0,
-        latency_ms=0,
-        attempts=1,
-        finish_reason=choice.finish_reason or "stop",
-    )
+    return _result(model, choice.message.content or "", calls, response.usage, choice.finish_reason or "stop")
 
 
 async def _from_stream(model: str, stream: Any, on_token: TokenSink) -> ChatResult:
@@ -241,9 +230,15 @@ async def _from_stream(model: str, stream: Any, on_token: TokenSink) -> ChatResu
             if part.function:
                 call["name"] += part.function.name or ""
                 call["arguments"] += part.function.arguments or ""
+    tool_calls = [ToolCall(c["id"], c["name"], c["arguments"] or "{}") for _, c in sorted(calls.items())]
+    return _result(model, "".join(text), tool_calls, usage, finish)
+
+
+def _result(model: str, content: str, calls: list[ToolCall], usage: Any, finish: str) -> ChatResult:
+    """One attempt's answer; cost, latency and attempts are filled in by `complete`."""
     return ChatResult(
-        content="".join(text),
-        tool_calls=[ToolCall(c["id"], c["name"], c["arguments"] or "{}") for _, c in sorted(calls.items())],
+        content=content,
+        tool_calls=calls,
         model=model,
         prompt_tokens=usage.prompt_tokens if usage else 0,
         completion_tokens=usage.completion_tokens if usage else 0,
