@@ -11,8 +11,6 @@ from sqlmodel import JSON, Column, Field
 
 from atom_core.db.base import TenantScoped, UTCDateTime, created_at_field, id_field
 
-RUN_STATUSES = ("running", "succeeded", "failed", "cancelled")
-
 
 class AgentRun(TenantScoped, table=True):
     __tablename__ = "agent_runs"

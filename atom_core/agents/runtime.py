@@ -52,8 +52,7 @@ _running: dict[uuid.UUID, asyncio.Task] = {}  # this process's runs, for cancell
 
 @dataclass
 class RunOutcome:
-    run: AgentRun
-    spans: list[Span] = field(default_factory=list)
+    run: AgentRun  # status: running | succeeded | failed | cancelled
 
 
 @dataclass
@@ -113,7 +112,7 @@ async def run_agent(
         await _record(ctx, run, agent, loop, trace)
         # 7. respond
         await emit("run.finished" if status == "succeeded" else "run.failed", **run_summary(run))
-        return RunOutcome(run=run, spans=trace.spans)
+        return RunOutcome(run=run)
 
 
 class MaxIterations(Exception):
@@ -399,7 +398,7 @@ async def cancel_run(ctx: Ctx, run_id: uuid.UUID) -> bool:
 
 async def get_run(ctx: Ctx, run_id: uuid.UUID) -> AgentRun:
     permissions.require(ctx, "agents.read")
-    async with session_scope(ctx) as session:
+    async with session_scope(ctx, readonly=True) as session:
         run = (
             await session.exec(select(AgentRun).where(AgentRun.tenant_id == ctx.tenant_id, AgentRun.id == run_id))
         ).first()
@@ -409,6 +408,6 @@ async def get_run(ctx: Ctx, run_id: uuid.UUID) -> AgentRun:
 
 
 async def get_spans(ctx: Ctx, run: AgentRun) -> list[SpanRecord]:
-    async with session_scope(ctx) as session:
+    async with session_scope(ctx, readonly=True) as session:
         query = select(SpanRecord).where(SpanRecord.tenant_id == ctx.tenant_id, SpanRecord.trace_id == run.trace_id)
         return list((await session.exec(query.order_by(SpanRecord.started_at))).all())

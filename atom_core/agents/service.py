@@ -19,10 +19,10 @@ from atom_core.db.pagination import Page, paginate
 from atom_core.errors import Conflict, Invalid, NotFound
 from atom_core.governance import audit
 from atom_core.governance.maturity import DEFAULT_LEVEL, check_level
+from atom_core.llm import OFFLINE_MODEL
 from atom_core.tenancy import permissions
 from atom_core.tenancy.validation import check_name
 
-OFFLINE_MODEL = "atom/offline"
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
 PROMPT_MAX = 20_000
@@ -119,7 +119,7 @@ async def get_agent(ctx: Ctx, agent_id: uuid.UUID) -> Agent:
 
 async def get_agent_by_slug(ctx: Ctx, slug: str) -> Agent:
     permissions.require(ctx, "agents.read")
-    async with session_scope(ctx) as session:
+    async with session_scope(ctx, readonly=True) as session:
         query = select(Agent).where(Agent.tenant_id == ctx.tenant_id, Agent.slug == slug)
         agent = (await session.exec(query)).first()
     if agent is None:

@@ -6,7 +6,6 @@ runtime persists `recorder.spans` in the run's final transaction.
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +28,6 @@ class Span:
     completion_tokens: int = 0
     cost_micros: int = 0
     attributes: dict[str, Any] = field(default_factory=dict)
-    _clock: float = field(default_factory=time.perf_counter, repr=False)
 
     @property
     def duration_ms(self) -> int:

@@ -61,5 +61,5 @@ async def list_events(
     if since:
         query = query.where(AuditEvent.at >= since)
     query = query.order_by(AuditEvent.at.desc()).limit(limit)
-    async with session_scope(ctx) as session:
+    async with session_scope(ctx, readonly=True) as session:
         return list((await session.exec(query)).all())

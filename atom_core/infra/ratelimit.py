@@ -46,9 +46,6 @@ class RateLimiter:
             )
         return verdict
 
-    async def reset(self) -> None:
-        await self._storage.reset()
-
 
 def _item(rule: str, namespace: str) -> RateLimitItem:
     try:

@@ -7,6 +7,7 @@ and with ATOM's offline model registered as the custom provider `atom`.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from functools import cache
 from types import ModuleType
@@ -26,3 +27,11 @@ def litellm() -> ModuleType:
         {"provider": "atom", "custom_handler": OfflineModel()},
     ]
     return module
+
+
+async def load() -> ModuleType:
+    """`litellm()` for async code: the first import (seconds) runs in a thread
+    so the event loop keeps serving; afterwards it is a plain cached call."""
+    if litellm.cache_info().currsize:
+        return litellm()
+    return await asyncio.to_thread(litellm)

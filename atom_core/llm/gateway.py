@@ -22,14 +22,16 @@ from typing import Any
 from atom_core.analytics.spans import Span, TraceRecorder
 from atom_core.context import Ctx
 from atom_core.errors import AtomError
-from atom_core.llm import pricing, providers
-from atom_core.llm.engine import litellm
+from atom_core.llm import OFFLINE_MODEL, OFFLINE_PROVIDER, pricing, providers
+from atom_core.llm.engine import litellm, load
 from atom_core.llm.model_config import config_for
 from atom_core.settings import get_settings
 
 TokenSink = Callable[[str], Awaitable[None]]
 # Providers that run without a key (local servers); any other needs the tenant's own.
-KEYLESS_PROVIDERS = frozenset({"atom", "ollama", "ollama_chat", "lm_studio", "hosted_vllm", "vllm", "llamafile"})
+KEYLESS_PROVIDERS = frozenset(
+    {OFFLINE_PROVIDER, "ollama", "ollama_chat", "lm_studio", "hosted_vllm", "vllm", "llamafile"}
+)
 _SECRET_LIKE = re.compile(r"\b(sk|atom|key|token)[-_][A-Za-z0-9_\-]{8,}", re.I)
 
 
@@ -118,47 +120,79 @@ async def complete(
     trace = trace or TraceRecorder()
     span = trace.start("llm.call", request.model, parent, model=request.model)
     started = time.perf_counter()
-    attempts, delays = 0, []
-    last_error: BaseException | None = None
+    tally = _Tally()
+    failure: _Failed | None = None
     for model in (request.model, *request.fallbacks):
         config = await config_for(ctx, model)
-        credentials = config.credentials
-        _check_configured(model, credentials)
-        for retry in range(policy.max_retries + 1):
-            attempts += 1
-            streamed = _StreamGuard(on_token)
-            try:
-                result = await _call(model, request, credentials, streamed if on_token else None)
-            except Exception as exc:
-                last_error = exc
-                if streamed.used or _is_bad_request(exc):
-                    break  # a retry would repeat tokens the caller already has / the input itself is wrong
-                if _is_retryable(exc) and retry < policy.max_retries:
-                    delays.append(policy.delay(retry, exc))
-                    await asyncio.sleep(delays[-1])
-                    continue
+        try:
+            _check_configured(model, config.credentials)
+            result = await _ask(model, request, config.credentials, on_token, policy, tally)
+        except ProviderNotConfigured as exc:
+            trace.end(span, error=exc.message, attempts=tally.attempts)
+            raise
+        except _Failed as failed:
+            failure = failed
+            if failed.final:
                 break
-            result.cost_micros = pricing.cost_micros(config.price, result.prompt_tokens, result.completion_tokens)
-            result.attempts, result.retry_delays_s = attempts, delays
-            result.latency_ms = int((time.perf_counter() - started) * 1000)
-            trace.end(span, **_span_fields(result))
-            return result
-        if last_error is not None and (_is_bad_request(last_error) or streamed.used):
-            break
-    message = _safe_message(last_error, credentials.api_key)
-    trace.end(span, error=message, attempts=attempts, retry_delays_s=delays)
-    raise ModelError(message, field="model" if _is_bad_request(last_error) else None)
+            continue
+        result.cost_micros = pricing.cost_micros(config.price, result.prompt_tokens, result.completion_tokens)
+        result.attempts, result.retry_delays_s = tally.attempts, tally.delays
+        result.latency_ms = int((time.perf_counter() - started) * 1000)
+        trace.end(span, **_span_fields(result))
+        return result
+    assert failure is not None
+    message = _safe_message(failure.error, failure.api_key)
+    trace.end(span, error=message, attempts=tally.attempts, retry_delays_s=tally.delays)
+    raise ModelError(message, field="model" if _is_bad_request(failure.error) else None)
+
+
+@dataclass
+class _Tally:
+    attempts: int = 0
+    delays: list[float] = field(default_factory=list)
+
+
+class _Failed(Exception):
+    """One model gave up; `final` means no fallback may be tried either."""
+
+    def __init__(self, error: BaseException, final: bool, api_key: str | None):
+        super().__init__(str(error))
+        self.error, self.final, self.api_key = error, final, api_key
+
+
+async def _ask(
+    model: str,
+    request: ChatRequest,
+    credentials: providers.Credentials,
+    on_token: TokenSink | None,
+    policy: RetryPolicy,
+    tally: _Tally,
+) -> ChatResult:
+    """One model, with retries on retryable failures only."""
+    for retry in range(policy.max_retries + 1):
+        tally.attempts += 1
+        streamed = _StreamGuard(on_token)
+        try:
+            return await _call(model, request, credentials, streamed if on_token else None)
+        except Exception as exc:
+            # Tokens already reached the caller (a retry would repeat them), or the input itself is wrong.
+            final = streamed.used or _is_bad_request(exc)
+            if final or not _is_retryable(exc) or retry == policy.max_retries:
+                raise _Failed(exc, final, credentials.api_key) from exc
+            tally.delays.append(policy.delay(retry, exc))
+            await asyncio.sleep(tally.delays[-1])
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _check_configured(model: str, credentials: providers.Credentials) -> None:
-    provider = model.split("/", 1)[0]
+    provider = providers.provider_of(model)
     if credentials.api_key or credentials.api_base or provider in KEYLESS_PROVIDERS:
         return
     if get_settings().allow_env_provider_keys:
         return
     raise ProviderNotConfigured(
         f"no API key for provider '{provider}' in this tenant: add one under Settings → Providers "
-        f"(or use the offline model 'atom/offline')",
+        f"(or use the offline model '{OFFLINE_MODEL}')",
         field="model",
     )
 
@@ -197,10 +231,11 @@ async def _call(
         kwargs["temperature"] = request.temperature
     if request.max_tokens is not None:
         kwargs["max_tokens"] = request.max_tokens
+    ll = await load()
     async with asyncio.timeout(timeout):  # guards the whole stream, not only the first byte
         if on_token is None:
-            return _from_response(model, await litellm().acompletion(**kwargs))
-        stream = await litellm().acompletion(**kwargs, stream=True, stream_options={"include_usage": True})
+            return _from_response(model, await ll.acompletion(**kwargs))
+        stream = await ll.acompletion(**kwargs, stream=True, stream_options={"include_usage": True})
         return await _from_stream(model, stream, on_token)
 
 

@@ -19,7 +19,8 @@ from typing import Any
 from litellm import CustomLLM
 from litellm.types.utils import GenericStreamingChunk, ModelResponse
 
-OFFLINE_MODEL = "atom/offline"
+from atom_core.llm import OFFLINE_MODEL
+
 LABEL = "[offline model]"
 _EXPRESSION = re.compile(r"[-+(]?\s*\d[\d\s.+\-*/%^()]*[\d)]")
 _OPERATOR = re.compile(r"\d\s*[-+*/%^]\s*[\d(]")

@@ -7,7 +7,6 @@ of micro-dollars, `cost_micros` multiplies exactly and rounds once, half up.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,12 +21,11 @@ from atom_core.context import Ctx
 from atom_core.db import session_scope, utcnow
 from atom_core.errors import Conflict, Invalid, NotFound
 from atom_core.governance import audit
-from atom_core.llm import config_cache, engine
+from atom_core.llm import OFFLINE_MODEL, config_cache, engine
 from atom_core.llm.models import PRICE_SCALE, ModelPrice
 from atom_core.llm.providers import MODEL_RE
 from atom_core.tenancy import permissions
 
-OFFLINE_MODEL = "atom/offline"
 MAX_USD_PER_MTOK = Decimal(10_000)  # dearer than any model sold today, by far: above it is a typo
 MAX_PRICES_PER_TENANT = 1000
 _QUANTUM = Decimal(1).scaleb(-PRICE_SCALE)
@@ -66,11 +64,11 @@ async def price_for(ctx: Ctx, model: str) -> Price | None:
     """The tenant's override, else litellm's price, else None (unknown: cost 0, flagged by the caller)."""
     if model == OFFLINE_MODEL:
         return OFFLINE_PRICE
-    async with session_scope(ctx) as session:
+    async with session_scope(ctx, readonly=True) as session:
         row = await _load(session, ctx, model)
     if row is not None:
         return Price(row.input_usd_per_mtok, row.output_usd_per_mtok, "tenant")
-    module = await asyncio.to_thread(engine.litellm)
+    module = await engine.load()
     return litellm_price(module.model_cost, model)
 
 
@@ -209,7 +207,7 @@ async def list_prices(ctx: Ctx) -> list[ModelPriceInfo]:
     """The tenant's overrides, by model name (at most MAX_PRICES_PER_TENANT, so no paging)."""
     permissions.require(ctx, "providers.read")
     query = select(ModelPrice).where(ModelPrice.tenant_id == ctx.tenant_id).order_by(ModelPrice.model)
-    async with session_scope(ctx) as session:
+    async with session_scope(ctx, readonly=True) as session:
         return [ModelPriceInfo.of(row) for row in (await session.exec(query)).all()]
 
 

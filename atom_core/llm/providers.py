@@ -26,11 +26,11 @@ from atom_core.context import Ctx
 from atom_core.db import session_scope, utcnow
 from atom_core.errors import Conflict, Invalid, NotFound
 from atom_core.governance import audit
-from atom_core.llm import config_cache, crypto, engine
+from atom_core.llm import OFFLINE_PROVIDER, config_cache, crypto, engine
 from atom_core.llm.models import ProviderCredential
 from atom_core.tenancy import permissions
 
-LOCAL_PROVIDER = "atom"  # ATOM's own offline model: nothing to configure
+LOCAL_PROVIDER = OFFLINE_PROVIDER  # ATOM's own offline model: nothing to configure
 API_KEY_MAX = 4096
 API_BASE_MAX = 2048
 HINT_MIN_KEY_LENGTH = 12  # shorter keys get no hint: four characters would be too much of them
@@ -86,7 +86,7 @@ async def known_providers() -> frozenset[str]:
     """LiteLLM's provider prefixes (litellm is imported off the event loop, once)."""
     global _known
     if _known is None:
-        module = await asyncio.to_thread(engine.litellm)
+        module = await engine.load()
         _known = frozenset(str(getattr(p, "value", p)) for p in module.provider_list) - {LOCAL_PROVIDER}
     return _known
 
@@ -222,7 +222,7 @@ async def list_providers(ctx: Ctx) -> list[ProviderInfo]:
         .where(ProviderCredential.tenant_id == ctx.tenant_id)
         .order_by(ProviderCredential.provider)
     )
-    async with session_scope(ctx) as session:
+    async with session_scope(ctx, readonly=True) as session:
         return [ProviderInfo.of(row) for row in (await session.exec(query)).all()]
 
 
@@ -248,7 +248,7 @@ async def credentials_for(ctx: Ctx, model: str) -> Credentials:
         provider = await _implied_provider(model)
     if provider is None or provider == LOCAL_PROVIDER:
         return Credentials()
-    async with session_scope(ctx) as session:
+    async with session_scope(ctx, readonly=True) as session:
         row = await _load(session, ctx, provider)
     if row is None:
         return Credentials()
@@ -260,12 +260,12 @@ async def test_provider(ctx: Ctx, provider: str, model: str | None = None) -> Pr
     permissions.require(ctx, "providers.manage")
     provider = await check_provider(provider)
     model = _test_model(provider, model)
-    async with session_scope(ctx) as session:
+    async with session_scope(ctx, readonly=True) as session:
         row = await _load(session, ctx, provider)
     if row is None:
         raise _not_configured(provider)
     api_key = _decrypt(row)
-    module = await asyncio.to_thread(engine.litellm)
+    module = await engine.load()
     started = time.perf_counter()
     try:
         async with asyncio.timeout(TEST_TIMEOUT_S + 1):  # a hard stop whatever litellm does with its own
@@ -319,7 +319,7 @@ async def _implied_provider(model: str) -> str | None:
     """The provider litellm picks for a model written without prefix ("gpt-4o-mini" -> openai)."""
     if not isinstance(model, str) or not model:
         return None
-    module = await asyncio.to_thread(engine.litellm)
+    module = await engine.load()
     try:
         return module.get_llm_provider(model)[1]
     except Exception:  # litellm cannot route it either: the call will fail on its own

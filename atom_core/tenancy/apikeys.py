@@ -98,7 +98,7 @@ async def list_keys(ctx: Ctx, *, limit: int = 50, cursor: str | None = None) -> 
     query = select(ApiKey).where(ApiKey.tenant_id == ctx.tenant_id)
     if not permissions.can(ctx.role, "apikeys.revoke_any"):
         query = query.where(ApiKey.created_by == ctx.user_id)
-    async with session_scope(ctx) as session:
+    async with session_scope(ctx, readonly=True) as session:
         page = await paginate(session, query, ApiKey.created_at, ApiKey.id, limit=limit, cursor=cursor)
     return Page([ApiKeyInfo.of(k) for k in page.items], page.next_cursor)
 

@@ -99,7 +99,7 @@ async def create_tenant(
         password_hash = await passwords.hash_password(owner_password)
     tenant_id = uuid.uuid4()
     user = await _create_tenant_with_owner(tenant_id, name, email, password_hash, request_id=request_id)
-    async with rls_scope(tenant_id=tenant_id) as session:
+    async with rls_scope(tenant_id=tenant_id, readonly=True) as session:
         tenant = await session.get(Tenant, tenant_id)
     assert tenant is not None
     return tenant, user
@@ -152,7 +152,7 @@ async def login(email: str, password: str, *, client_ip: str) -> LoginResult:
     """A login token for the user's first tenant. `client_ip` feeds the per-IP auth limit."""
     await _limit_auth_attempts(client_ip)
     email = normalize_email(email)
-    async with rls_scope(email=email) as session:
+    async with rls_scope(email=email, readonly=True) as session:
         user = (await session.exec(select(User).where(User.email == email))).first()
     if not await passwords.verify_password(user.password_hash if user else None, password or ""):
         raise Unauthorized("email or password is incorrect", code="invalid_credentials")
@@ -232,12 +232,12 @@ async def session(token: str, tenant_id: uuid.UUID | None = None) -> Me:
 
 async def me(ctx: Ctx) -> Me:
     if ctx.user_id is None:  # an API key: it knows only its own tenant
-        async with session_scope(ctx) as session:
+        async with session_scope(ctx, readonly=True) as session:
             tenant = await session.get(Tenant, ctx.tenant_id)
         assert tenant is not None
         info = TenantInfo(tenant_id=tenant.id, name=tenant.name, slug=tenant.slug, role=ctx.role)
         return Me(None, None, ctx.tenant_id, ctx.role, [info], api_key_id=_api_key_id(ctx))
-    async with session_scope(ctx) as session:
+    async with session_scope(ctx, readonly=True) as session:
         user = await session.get(User, ctx.user_id)
     if user is None:
         raise Unauthorized("token is not valid", code="invalid_token")
@@ -284,7 +284,7 @@ async def list_members(ctx: Ctx) -> list[MemberInfo]:
         .where(Membership.tenant_id == ctx.tenant_id)
         .order_by(Membership.created_at, Membership.id)
     )
-    async with session_scope(ctx) as session:
+    async with session_scope(ctx, readonly=True) as session:
         rows = (await session.exec(query)).all()
     return [_member_info(m, u) for m, u in rows]
 
@@ -335,7 +335,7 @@ async def resolve_tenant(ref: str, field: str = "tenant") -> Tenant:
         tenant_id = uuid.UUID(ref)
     except ValueError:
         tenant_id = None
-    async with rls_scope(tenant_id=tenant_id, tenant_slug="" if tenant_id else ref) as session:
+    async with rls_scope(tenant_id=tenant_id, tenant_slug="" if tenant_id else ref, readonly=True) as session:
         query = select(Tenant).where(Tenant.id == tenant_id) if tenant_id else select(Tenant).where(Tenant.slug == ref)
         tenant = (await session.exec(query)).first()
     if tenant is None:
@@ -367,6 +367,6 @@ async def add_user(tenant_ref: str, email: str, role: str, password: str | None 
 
 async def tenants_of_email(email: str) -> list[TenantInfo]:
     email = normalize_email(email)
-    async with rls_scope(email=email) as session:
+    async with rls_scope(email=email, readonly=True) as session:
         user = (await session.exec(select(User).where(User.email == email))).first()
     return await _tenants_of(user.id) if user else []

@@ -231,3 +231,20 @@ async def test_input_is_validated(client, make_account) -> None:
     for body, field in (({"input": ""}, "input"), ({"input": "x", "session_id": "bad id!"}, "session_id")):
         response = await client.post(f"/api/v1/agents/{helper['id']}/runs", json=body, headers=owner.headers)
         assert response.status_code == 422 and response.json()["error"]["field"] == field
+
+
+async def test_run_timeout_stops_a_run_whose_model_is_slow(
+    client, make_account, llm_stub: LLMStub, monkeypatch
+) -> None:
+    monkeypatch.setenv("ATOM_RUN_TIMEOUT_S", "0.5")
+    from atom_core.settings import reset_settings
+
+    reset_settings()
+    owner = await make_account()
+    await use_stub(owner, llm_stub)
+    helper = await agent(client, owner, model=STUB_MODEL)
+    llm_stub.script("stub-model", Reply("far too late", latency=5.0))
+    run = await start(client, owner, helper["id"], "hi")
+    assert run["status"] == "failed" and "longer than 0.5 s" in run["error"]
+    detail = (await client.get(f"/api/v1/agent-runs/{run['run_id']}", headers=owner.headers)).json()
+    assert detail["status"] == "failed" and detail["spans"][0]["status"] == "error"
