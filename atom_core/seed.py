@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from atom_core.agents import marketplace
 from atom_core.context import Ctx
 from atom_core.errors import Conflict
 from atom_core.tenancy import service as tenancy
+from atom_core.workflows import service as workflows
 
 DEMO_TENANT = "Demo"
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "orbit-lattice-42"  # documented in the README; change it on a shared host
+DEMO_WORKFLOWS = Path(__file__).parent / "workflows" / "demos"
 DEMO_TEMPLATES = ("support-triage", "data-analyst", "meeting-facilitator")  # marketplace templates installed as agents
 
 
@@ -22,6 +25,7 @@ class SeedResult:
     email: str
     password: str
     agents_installed: tuple[str, ...] = ()
+    workflows_installed: tuple[str, ...] = ()
 
 
 async def seed_demo() -> SeedResult:
@@ -31,8 +35,10 @@ async def seed_demo() -> SeedResult:
     else:
         tenant, _ = await tenancy.create_tenant(DEMO_TENANT, DEMO_EMAIL, owner_password=DEMO_PASSWORD)
         created, tenant_id, tenant_slug = True, tenant.id, tenant.slug
-    installed = await _install_demo_agents(tenancy.operator_ctx(tenant_id))
-    return SeedResult(created, tenant_slug, DEMO_EMAIL, DEMO_PASSWORD, installed)
+    ctx = tenancy.operator_ctx(tenant_id)
+    installed = await _install_demo_agents(ctx)
+    flows = await _install_demo_workflows(ctx)
+    return SeedResult(created, tenant_slug, DEMO_EMAIL, DEMO_PASSWORD, installed, flows)
 
 
 async def _install_demo_agents(ctx: Ctx) -> tuple[str, ...]:
@@ -47,4 +53,16 @@ async def _install_demo_agents(ctx: Ctx) -> tuple[str, ...]:
         except Conflict:
             continue  # an agent already has that slug (made by hand, or a concurrent seed): leave it be
         installed.append(template_slug)
+    return tuple(installed)
+
+
+async def _install_demo_workflows(ctx: Ctx) -> tuple[str, ...]:
+    """The demo workflows (research brief with approval, parallel map, conditional branch), once each."""
+    installed = []
+    for path in sorted(DEMO_WORKFLOWS.glob("*.yaml")):
+        try:
+            await workflows.create_workflow(ctx, path.read_text())
+        except Conflict:
+            continue  # already there (a workflow's name is unique in its tenant)
+        installed.append(path.stem)
     return tuple(installed)

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(60.0, gt=0, le=3600)
     # Off: a tenant without its own key must not spend the operator's (OPENAI_API_KEY, …).
     allow_env_provider_keys: bool = False
+    # http_get and providers' api_base may reach private/loopback addresses (never link-local).
+    # Unset: allowed in embedded mode (Ollama on localhost), refused in server mode.
+    allow_private_networks: bool | None = None
     llm_max_retries: int = Field(2, ge=0, le=10)
     llm_retry_base_s: float = Field(0.5, ge=0, le=60, description="first backoff; doubles per retry, with jitter")
     llm_retry_max_s: float = Field(8.0, ge=0, le=300)
@@ -44,9 +47,18 @@ class Settings(BaseSettings):
     max_concurrent_runs: int = Field(50, ge=1, le=100_000, description="per tenant")
     agent_max_iterations: int = Field(8, ge=1, le=100, description="model calls per run")
     tool_timeout_s: float = Field(15.0, gt=0, le=600)
+    # Workflows (see atom_core/workflows/engine.py for the lease and sweep rules).
+    queue_redis_url: str | None = Field(None, description="Dramatiq's Redis; default: ATOM_REDIS_URL's next database")
+    workflow_max_parallel_steps: int = Field(8, ge=1, le=256, description="steps in flight per run")
+    workflow_max_concurrent_steps: int = Field(64, ge=1, le=100_000, description="steps in flight per tenant")
+    workflow_step_timeout_s: float = Field(600.0, gt=0, le=24 * 3600, description="when a step sets none")
+    workflow_lease_s: float = Field(15.0, ge=1, le=600, description="a running step's lease; renewed every third")
+    workflow_sweep_interval_s: float = Field(10.0, ge=0.5, le=3600)
+    # Modules imported at startup, e.g. to register custom tools (comma-separated).
+    plugins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "plugins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
@@ -72,9 +84,23 @@ class Settings(BaseSettings):
         return self.db_url.startswith("postgresql")
 
     @property
+    def private_networks_allowed(self) -> bool:
+        """See `allow_private_networks`; the mode decides when it is unset."""
+        return self.allow_private_networks if self.allow_private_networks is not None else not self.is_postgres
+
+    @property
     def app_db_role(self) -> str | None:
         """The role the application connects as on PostgreSQL (RLS applies to it)."""
         return make_url(self.db_url).username if self.is_postgres else None
+
+    @property
+    def queue_url(self) -> str | None:
+        """Dramatiq's broker: its own Redis database, so queue keys never mix with limits and events."""
+        if self.queue_redis_url or not self.redis_url:
+            return self.queue_redis_url
+        url = make_url(self.redis_url)
+        database = int(url.database or 0)
+        return url.set(database=str((database + 1) % 16)).render_as_string(hide_password=False)
 
     @property
     def lance_path(self) -> str:

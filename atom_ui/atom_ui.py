@@ -6,11 +6,11 @@ Reflex mounts itself inside the FastAPI app at "", so /api/v1/*, /health and
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from types import ModuleType
 
 import reflex as rx
 
-from atom_core.interfaces.api.app import create_api
+from atom_core.interfaces.api.app import create_api, lifespan
 from atom_ui.layout import NAV_ITEMS, shell
 from atom_ui.pages import (
     agents,
@@ -26,21 +26,24 @@ from atom_ui.pages import (
 )
 from atom_ui.state import HOME_ROUTE, AuthState
 
-SHELL_PAGES: dict[str, Callable[[], rx.Component]] = {
-    "/marketplace": marketplace.page,
-    "/agents": agents.page,
-    "/playground": playground.page,
-    "/workflows": workflows.page,
-    "/runs": runs.page,
-    "/analytics": analytics.page,
-    "/governance": governance.page,
-    "/settings": settings.page,
+# A page module has `page()` and may list its own `ON_LOAD` handlers (they run
+# after the session check) and `EXTRA_ROUTES` ({route: page function}, e.g. /runs/[id]).
+SHELL_PAGES: dict[str, ModuleType] = {
+    "/marketplace": marketplace,
+    "/agents": agents,
+    "/playground": playground,
+    "/workflows": workflows,
+    "/runs": runs,
+    "/analytics": analytics,
+    "/governance": governance,
+    "/settings": settings,
 }
 
 app = rx.App(
     api_transformer=create_api(),
     head_components=[rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml")],
 )
+app.register_lifespan_task(lifespan)  # Reflex runs its own lifespan, not the mounted API's
 
 app.add_page(login.page, route="/login", title="Sign in · ATOM", on_load=AuthState.reset_form)
 app.add_page(signup.page, route="/signup", title="Create account · ATOM", on_load=AuthState.reset_form)
@@ -52,9 +55,9 @@ app.add_page(
 )
 # Driven by the sidebar's list, so every nav entry has a page (KeyError if not).
 for item in NAV_ITEMS:
-    app.add_page(
-        shell(SHELL_PAGES[item.route]()),
-        route=item.route,
-        title=f"{item.label} · ATOM",
-        on_load=AuthState.check_session,
-    )
+    module = SHELL_PAGES[item.route]
+    on_load = [AuthState.check_session, *getattr(module, "ON_LOAD", ())]
+    app.add_page(shell(module.page()), route=item.route, title=f"{item.label} · ATOM", on_load=on_load)
+    for route, extra_page in getattr(module, "EXTRA_ROUTES", {}).items():
+        extra_load = [AuthState.check_session, *getattr(module, "EXTRA_ON_LOAD", ())]
+        app.add_page(shell(extra_page()), route=route, title=f"{item.label} · ATOM", on_load=extra_load)

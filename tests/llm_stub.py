@@ -455,6 +455,16 @@ def llm_stub_server() -> Iterator[LLMStub]:
 
 
 @pytest.fixture
+def loopback_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let providers and http_get reach loopback, where the stub lives: server mode refuses
+    private addresses unless ATOM_ALLOW_PRIVATE_NETWORKS says otherwise (atom_core.infra.egress)."""
+    from atom_core.settings import reset_settings
+
+    monkeypatch.setenv("ATOM_ALLOW_PRIVATE_NETWORKS", "true")
+    reset_settings()
+
+
+@pytest.fixture
 def llm_stub(llm_stub_server: LLMStub) -> LLMStub:
     """The session's stub, with no scripts, defaults or records left from earlier tests."""
     llm_stub_server.reset()

@@ -28,6 +28,13 @@ def test_agent_lifecycle_and_runs_offline(backend: str) -> None:
     assert_one_line_error(atom(f"agent show --tenant {tenant} calc"), "no agent")
 
 
+def test_agent_create_takes_fallbacks_in_order(backend: str) -> None:
+    tenant = json.loads(ok("tenant create Acme --owner-email cy@example.com --owner-password {pw}"))["slug"]
+    ok(f"agent create --tenant {tenant} fb --name Fb --model openai/a --fallback openai/b --fallback anthropic/c")
+    assert json.loads(ok(f"agent show --tenant {tenant} fb"))["fallbacks"] == ["openai/b", "anthropic/c"]
+    assert_one_line_error(atom(f"agent create --tenant {tenant} fb2 --name X --fallback nope"), "fallbacks")
+
+
 def test_agent_create_bad_input_exits_2(backend: str) -> None:
     tenant = json.loads(ok("tenant create Acme --owner-email bo@example.com --owner-password {pw}"))["slug"]
     assert_one_line_error(atom(f"agent create --tenant {tenant} 'Bad Slug' --name X"), "slug")

@@ -21,6 +21,10 @@ class Agent(TenantScoped, table=True):
     description: str = Field(default="", max_length=2000)
     category: str = Field(default="general", max_length=40)
     model: str = Field(max_length=200)  # a LiteLLM model string, e.g. openai/gpt-4o-mini
+    # Tried in order when the model fails after its retries (LiteLLM model strings too).
+    fallbacks: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default=sa.text("'[]'"))
+    )
     system_prompt: str = Field(default="", sa_column=Column(sa.Text, nullable=False))
     temperature: float = 0.7
     max_tokens: int = 1024

@@ -8,7 +8,8 @@
 7. respond with metadata (tokens, cost, latency, trace id).
 
 Events (`run.started`, `token`, `tool.started`, `tool.finished`,
-`run.finished` | `run.failed`) go to the caller's sink (SSE) and the event bus.
+`run.finished` | `run.failed`) go to the caller's sink (SSE) and the event bus
+(see `run_events`); a run can be cancelled from any node (see `cancellation`).
 """
 
 from __future__ import annotations
@@ -17,16 +18,16 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import select
 
+from atom_core.agents import cancellation, run_writes, tool_settings
 from atom_core.agents import service as agents
-from atom_core.agents import tool_settings
 from atom_core.agents.models import Agent
+from atom_core.agents.run_events import EventSink, RunEvents
 from atom_core.agents.runs import AgentMessage, AgentRun
 from atom_core.agents.tools.builtins import TOOLS
 from atom_core.agents.tools.env import ToolEnv
@@ -37,17 +38,15 @@ from atom_core.context import Ctx
 from atom_core.db import session_scope
 from atom_core.errors import AtomError, Invalid, NotFound
 from atom_core.governance.policy import get_policy
-from atom_core.infra import concurrency, events
+from atom_core.infra import concurrency
 from atom_core.llm import gateway
 from atom_core.memory import recall
 from atom_core.settings import get_settings
 from atom_core.tenancy import permissions
 
-EventSink = Callable[[dict[str, Any]], Awaitable[None]]
 INPUT_MAX = 32_000
 HISTORY_MAX = 50
 SESSION_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-_running: dict[uuid.UUID, asyncio.Task] = {}  # this process's runs, for cancellation
 
 
 @dataclass
@@ -74,22 +73,24 @@ async def run_agent(
 ) -> RunOutcome:
     # 1. validate
     text = _check_input(text)
-    session_id = _check_session(session_id)
+    continued = _check_session(session_id)  # None: a new session, with no history to read
+    session_id = continued or uuid.uuid4().hex
     agent = await agents.get_agent(ctx, agent_id)
     # 2. governance
     await get_policy().check_run(ctx, agent)
     settings = get_settings()
     async with concurrency.slot(ctx.tenant_id, "agent runs", settings.max_concurrent_runs):
+        await cancellation.ensure_listening()  # before the run exists, so no cancel request is missed
         run = await _start(ctx, agent, session_id, text)
-        emit = _emitter(ctx, run.id, on_event)
+        emit = RunEvents(ctx, run.id, on_event)
         trace = TraceRecorder(run.trace_id)
         root = trace.start("run", agent.slug, agent_id=str(agent.id), session_id=session_id)
-        await emit("run.started", run_id=str(run.id), agent=agent.slug, session_id=session_id, model=agent.model)
-        _running[run.id] = asyncio.current_task()  # type: ignore[assignment]
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(settings.run_timeout_s):
-                loop = await _reason(ctx, agent, session_id, text, trace, root, emit)
+            with cancellation.running(ctx, run.id):
+                await emit("run.started", agent=agent.slug, session_id=session_id, model=agent.model)
+                async with asyncio.timeout(settings.run_timeout_s):
+                    loop = await _reason(ctx, agent, continued, text, trace, root, emit)
             status, error = "succeeded", None
         except asyncio.CancelledError:
             loop, status, error = _Loop(messages=[]), "cancelled", "the run was cancelled"
@@ -98,8 +99,6 @@ async def run_agent(
         except (AtomError, MaxIterations) as exc:
             loop = getattr(exc, "loop", None) or _Loop(messages=[])
             status, error = "failed", getattr(exc, "message", str(exc))
-        finally:
-            _running.pop(run.id, None)
         # 6. record
         _finish(run, loop, status, error, int((time.perf_counter() - started) * 1000))
         trace.end(
@@ -129,9 +128,9 @@ def _check_input(text: str) -> str:
     return text
 
 
-def _check_session(session_id: str | None) -> str:
+def _check_session(session_id: str | None) -> str | None:
     if session_id is None:
-        return uuid.uuid4().hex
+        return None
     if not SESSION_RE.match(session_id):
         raise Invalid("session_id must be 1-64 letters, digits, '.', '_', ':' or '-'", field="session_id")
     return session_id
@@ -147,16 +146,15 @@ async def _start(ctx: Ctx, agent: Agent, session_id: str, text: str) -> AgentRun
         model=agent.model,
         actor=ctx.actor,
     )
-    async with session_scope(ctx) as session:
-        session.add(run)
+    await run_writes.commit(ctx, run_writes.Write(add=[run]))
     return run
 
 
 async def _reason(
-    ctx: Ctx, agent: Agent, session_id: str, text: str, trace: TraceRecorder, root: Span, emit: EventSink
+    ctx: Ctx, agent: Agent, continued: str | None, text: str, trace: TraceRecorder, root: Span, emit: RunEvents
 ) -> _Loop:
     # 3. resolve context
-    history = await _history(ctx, agent.id, session_id)
+    history = await _history(ctx, agent.id, continued) if continued else []
     # 4. recall
     memories: list[str] = []
     if agent.memory_enabled:
@@ -174,12 +172,17 @@ async def _reason(
     for _ in range(settings.agent_max_iterations):
         request = gateway.ChatRequest(
             model=agent.model,
+            fallbacks=agent.fallbacks,
             messages=loop.messages,
             tools=tools,
             temperature=agent.temperature,
             max_tokens=agent.max_tokens,
         )
-        result = await gateway.complete(ctx, request, trace=trace, parent=root, on_token=_token_sink(emit))
+        # Streaming costs litellm about twice the CPU: only when the requester reads tokens.
+        on_token = emit.token if emit.wants_tokens else None
+        result = await gateway.complete(ctx, request, trace=trace, parent=root, on_token=on_token)
+        if on_token is None and result.content:
+            await emit.token(result.content)  # bus subscribers still get the text, in one piece
         _add_usage(loop, result)
         assistant = result.assistant_message()
         loop.messages.append(assistant)
@@ -190,13 +193,6 @@ async def _reason(
         for call in result.tool_calls:
             await _run_tool(ctx, agent, call, env, loop, trace, root, emit)
     raise MaxIterations(settings.agent_max_iterations, loop)
-
-
-def _token_sink(emit: EventSink) -> Callable[[str], Awaitable[None]]:
-    async def sink(token: str) -> None:
-        await emit("token", text=token)
-
-    return sink
 
 
 def _add_usage(loop: _Loop, result: gateway.ChatResult) -> None:
@@ -214,7 +210,7 @@ async def _run_tool(
     loop: _Loop,
     trace: TraceRecorder,
     root: Span,
-    emit: EventSink,
+    emit: RunEvents,
 ) -> None:
     await emit("tool.started", id=call.id, name=call.name, arguments=call.arguments)
     span = trace.start("tool.call", call.name, root, arguments=call.arguments[:2000])
@@ -274,19 +270,21 @@ def _finish(run: AgentRun, loop: _Loop, status: str, error: str | None, latency_
     run.finished_at = datetime.now(UTC)
 
 
+_FINISHED = ("status", "error", "output", "model", "prompt_tokens", "completion_tokens", "cost_micros")
+_FINISHED += ("tool_calls", "latency_ms", "finished_at")
+
+
 async def _record(ctx: Ctx, run: AgentRun, agent: Agent, loop: _Loop, trace: TraceRecorder) -> None:
-    """Everything the run produced, committed together (a shield keeps a
-    cancelled run's record from being cut short)."""
-
-    async def write() -> None:
-        async with session_scope(ctx) as session:
-            session.add(run)
-            if run.status == "succeeded":  # failed exchanges would poison the next turn's history
-                session.add_all(_messages(ctx, run, agent, loop))
-            session.add(_trace_record(ctx, run, trace))
-            session.add_all(_span_records(ctx, run, trace))
-
-    await asyncio.shield(write())
+    """Everything the run produced, committed together (even if the run is
+    cancelled meanwhile: `run_writes.commit` finishes what it started)."""
+    # Failed exchanges are not kept as messages: they would poison the next turn's history.
+    messages = _messages(ctx, run, agent, loop) if run.status == "succeeded" else []
+    finished = {"id": run.id} | {name: getattr(run, name) for name in _FINISHED}  # the row _start inserted
+    write = run_writes.Write(
+        add=[*messages, _trace_record(ctx, run, trace), *_span_records(ctx, run, trace)],
+        update=(AgentRun, finished),
+    )
+    await run_writes.commit(ctx, write)
 
 
 def _messages(ctx: Ctx, run: AgentRun, agent: Agent, loop: _Loop) -> list[AgentMessage]:
@@ -357,19 +355,6 @@ def _jsonable(attributes: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _emitter(ctx: Ctx, run_id: uuid.UUID, sink: EventSink | None) -> EventSink:
-    bus, topic = events.get_bus(), events.channel(ctx.tenant_id, f"agent-runs:{run_id}")
-
-    async def emit(kind: str, **data: Any) -> None:
-        event = {"type": kind, "run_id": str(run_id), **data}
-        if sink:
-            await sink(event)
-        if kind != "token":  # tokens go to the requester only; the bus carries progress
-            await bus.publish(topic, event)
-
-    return emit
-
-
 def run_summary(run: AgentRun) -> dict[str, Any]:
     return {
         "run_id": str(run.id),
@@ -387,12 +372,14 @@ def run_summary(run: AgentRun) -> dict[str, Any]:
 
 
 async def cancel_run(ctx: Ctx, run_id: uuid.UUID) -> bool:
-    """Cancel a run executing in this process. False if it is not running here."""
+    """Cancel a run wherever it executes: here at once, elsewhere through the bus.
+    False if the run is not running (it finished, failed or was cancelled)."""
+    permissions.require(ctx, "agents.run")
     run = await get_run(ctx, run_id)
-    task = _running.get(run.id)
-    if task is None or run.status != "running":
+    if run.status != "running":
         return False
-    task.cancel()
+    if not cancellation.cancel_here(ctx.tenant_id, run.id):
+        await cancellation.request(ctx, run.id)
     return True
 
 

@@ -28,6 +28,8 @@ MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
 PROMPT_MAX = 20_000
 DESCRIPTION_MAX = 2000
 MAX_TOKENS_LIMIT = 128_000
+MAX_FALLBACKS = 5
+MODEL_HINT = "a LiteLLM model string like 'openai/gpt-4o-mini' or 'atom/offline'"
 
 
 @dataclass
@@ -39,6 +41,7 @@ class AgentInput:
     description: str = ""
     category: str = "general"
     model: str = OFFLINE_MODEL
+    fallbacks: list[str] = field(default_factory=list)
     system_prompt: str = ""
     temperature: float = 0.7
     max_tokens: int = 1024
@@ -61,8 +64,9 @@ def validate(data: AgentInput) -> AgentInput:
     data.category = check_name(data.category, "category", max_length=40).lower()
     _check_text(data.description, "description", DESCRIPTION_MAX)
     _check_text(data.system_prompt, "system_prompt", PROMPT_MAX)
-    if not isinstance(data.model, str) or not MODEL_RE.match(data.model) or "/" not in data.model:
-        raise Invalid("model must be a LiteLLM model string like 'openai/gpt-4o-mini' or 'atom/offline'", field="model")
+    if not _is_model(data.model):
+        raise Invalid(f"model must be {MODEL_HINT}", field="model")
+    _check_fallbacks(data.fallbacks, data.model)
     if not isinstance(data.temperature, int | float) or not 0 <= data.temperature <= 2:
         raise Invalid("temperature must be between 0 and 2", field="temperature")
     if not isinstance(data.max_tokens, int) or not 1 <= data.max_tokens <= MAX_TOKENS_LIMIT:
@@ -72,6 +76,20 @@ def validate(data: AgentInput) -> AgentInput:
     TOOLS.validate_names(data.tools)
     check_level(data.maturity)
     return data
+
+
+def _is_model(value: object) -> bool:
+    return isinstance(value, str) and bool(MODEL_RE.match(value)) and "/" in value
+
+
+def _check_fallbacks(fallbacks: list[str], model: str) -> None:
+    if not isinstance(fallbacks, list) or len(fallbacks) > MAX_FALLBACKS:
+        raise Invalid(f"fallbacks must be a list of at most {MAX_FALLBACKS} models", field="fallbacks")
+    for fallback in fallbacks:
+        if not _is_model(fallback):
+            raise Invalid(f"each fallback must be {MODEL_HINT}", field="fallbacks")
+    if len(set(fallbacks)) != len(fallbacks) or model in fallbacks:
+        raise Invalid("fallbacks must be distinct models other than the agent's model", field="fallbacks")
 
 
 def _check_text(value: str, field_name: str, max_length: int) -> None:

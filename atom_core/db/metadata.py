@@ -12,6 +12,7 @@ import atom_core.agents.tool_settings
 import atom_core.analytics.models
 import atom_core.governance.audit
 import atom_core.llm.models
-import atom_core.tenancy.models  # noqa: F401
+import atom_core.tenancy.models
+import atom_core.workflows.models  # noqa: F401
 
 target_metadata = SQLModel.metadata

@@ -23,6 +23,7 @@ CURRENT_USER = setting("app.user_id", "uuid")
 AUTH_EMAIL = setting("app.auth_email")
 AUTH_KEY_PREFIX = setting("app.auth_key_prefix")
 AUTH_TENANT_SLUG = setting("app.auth_tenant_slug")
+SWEEPER = setting("app.sweeper")
 
 
 def enable(table: str) -> list[str]:
@@ -42,6 +43,12 @@ def policy(table: str, name: str, using: str, *, command: str = "ALL", check: st
 def tenant_table(table: str, column: str = "tenant_id") -> list[str]:
     """The standard lock for a table with a tenant_id column."""
     return [*enable(table), policy(table, "tenant_isolation", f"{column} = {CURRENT_TENANT}")]
+
+
+def sweeper_read(table: str) -> str:
+    """Lets the workflow recovery sweep list a table's rows across tenants.
+    Only for tables that hold ids and no content (`workflow_active_runs`)."""
+    return policy(table, "sweeper_read", f"{SWEEPER} = 'on'", command="SELECT")
 
 
 def identity_tables() -> list[str]:

@@ -9,13 +9,15 @@ The policies (see `atom_core.db.rls`) read:
 - `app.user_id`         lets a user see their own memberships across tenants;
 - `app.auth_email`      lets login find one user by email before a tenant is known;
 - `app.auth_key_prefix` lets API-key authentication find one key by its prefix;
-- `app.auth_tenant_slug` lets administrative tools find one tenant by its slug.
+- `app.auth_tenant_slug` lets administrative tools find one tenant by its slug;
+- `app.sweeper`         lets the workflow recovery sweep list active run ids.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from uuid import UUID
 
 from sqlalchemy import event, text
@@ -28,6 +30,7 @@ from atom_core.settings import get_settings
 READONLY_OPTION = "atom_readonly"
 _engine: AsyncEngine | None = None
 _sessions: async_sessionmaker[AsyncSession] | None = None
+_sqlite_writer: asyncio.Lock | None = None  # see _writer_turn
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -59,34 +62,45 @@ def build_engine(url: str, **kwargs: object) -> AsyncEngine:
 
 
 def get_engine() -> AsyncEngine:
-    global _engine, _sessions
+    global _engine, _sessions, _sqlite_writer
     if _engine is None:
         settings = get_settings()
         if settings.db_url.startswith("sqlite"):
             settings.home.mkdir(parents=True, exist_ok=True)
         _engine = build_engine(settings.db_url)
         _sessions = async_sessionmaker(_engine, class_=AsyncSession, expire_on_commit=False)
+        _sqlite_writer = asyncio.Lock()
     return _engine
 
 
 async def dispose_engine() -> None:
     """Close the pool (end of a CLI command, a test, or a settings change)."""
-    global _engine, _sessions
+    global _engine, _sessions, _sqlite_writer
     if _engine is not None:
         await _engine.dispose()
-    _engine = _sessions = None
+    _engine = _sessions = _sqlite_writer = None
 
 
 @asynccontextmanager
 async def _scope(rls_vars: dict[str, str], readonly: bool = False) -> AsyncIterator[AsyncSession]:
     engine = get_engine()
     assert _sessions is not None
-    async with _sessions() as session, session.begin():
+    async with _writer_turn(engine, readonly), _sessions() as session, session.begin():
         if readonly:
             await session.connection(execution_options={READONLY_OPTION: True})
         if engine.dialect.name == "postgresql":
             await _set_rls_vars(session, rls_vars)
         yield session
+
+
+def _writer_turn(engine: AsyncEngine, readonly: bool) -> AbstractAsyncContextManager[object]:
+    """SQLite has one writer at a time. This process's writing scopes queue here, on the
+    event loop, rather than in SQLite's busy handler, where each would hold a pooled
+    connection (starving the readers) and poll for the lock, waking up to 100 ms late.
+    busy_timeout still arbitrates between processes."""
+    if readonly or engine.dialect.name != "sqlite" or _sqlite_writer is None:
+        return nullcontext()
+    return _sqlite_writer
 
 
 async def _set_rls_vars(session: AsyncSession, rls_vars: dict[str, str]) -> None:
@@ -113,6 +127,7 @@ def rls_scope(
     email: str = "",
     key_prefix: str = "",
     tenant_slug: str = "",
+    sweeper: bool = False,
     readonly: bool = False,
 ) -> AbstractAsyncContextManager[AsyncSession]:
     """A transaction with explicit RLS variables, for the few flows that act
@@ -127,6 +142,7 @@ def rls_scope(
             "app.auth_email": email,
             "app.auth_key_prefix": key_prefix,
             "app.auth_tenant_slug": tenant_slug,
+            "app.sweeper": "on" if sweeper else "",
         },
         readonly,
     )

@@ -23,6 +23,7 @@ from atom_core.db.migrate import PROJECT_ROOT
 from atom_core.errors import AtomError
 from atom_core.infra.ratelimit import reset_rate_limiter
 from atom_core.infra.redis import close_redis
+from atom_core.plugins import load_plugins
 from atom_core.settings import get_settings
 
 T = TypeVar("T")
@@ -200,6 +201,9 @@ def agent_create(
     slug: str,
     name: Annotated[str, typer.Option("--name")],
     model: Annotated[str, typer.Option("--model")] = "atom/offline",
+    fallback: Annotated[
+        list[str] | None, typer.Option("--fallback", help="A model to try if --model fails; repeat, in order.")
+    ] = None,
     system_prompt: Annotated[str, typer.Option("--system-prompt")] = "",
     tools: Annotated[str, typer.Option("--tools", help="Comma-separated tool names.")] = "",
 ) -> None:
@@ -207,7 +211,12 @@ def agent_create(
     from atom_core.agents import service as agents
 
     data = agents.AgentInput(
-        slug=slug, name=name, model=model, system_prompt=system_prompt, tools=[t for t in tools.split(",") if t]
+        slug=slug,
+        name=name,
+        model=model,
+        fallbacks=fallback or [],
+        system_prompt=system_prompt,
+        tools=[t for t in tools.split(",") if t],
     )
 
     async def create():
@@ -321,6 +330,15 @@ def serve(
     os.execvpe(command[0], command, env)  # noqa: S606 - fixed argv, no shell
 
 
+def _register_workflows() -> None:
+    from atom_core.interfaces import cli_workflows  # it imports helpers from this module
+
+    cli_workflows.register(app)
+
+
+_register_workflows()
+
+
 def _is_usage_error(exc: BaseException) -> bool:
     # Typer vendors click, so its UsageError has no public name to catch by.
     return any(cls.__name__ == "UsageError" for cls in type(exc).__mro__)
@@ -333,6 +351,11 @@ def main() -> None:
         first = exc.errors()[0]
         name = "ATOM_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
         typer.echo(f"error: {name}: {first['msg']}", err=True)
+        raise SystemExit(2) from None
+    try:
+        load_plugins()
+    except AtomError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
         raise SystemExit(2) from None
     try:
         code = app(standalone_mode=False)

@@ -29,9 +29,13 @@ def litellm() -> ModuleType:
     return module
 
 
+def is_loaded() -> bool:
+    return litellm.cache_info().currsize > 0
+
+
 async def load() -> ModuleType:
     """`litellm()` for async code: the first import (seconds) runs in a thread
     so the event loop keeps serving; afterwards it is a plain cached call."""
-    if litellm.cache_info().currsize:
+    if is_loaded():
         return litellm()
     return await asyncio.to_thread(litellm)

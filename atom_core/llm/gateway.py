@@ -29,9 +29,7 @@ from atom_core.settings import get_settings
 
 TokenSink = Callable[[str], Awaitable[None]]
 # Providers that run without a key (local servers); any other needs the tenant's own.
-KEYLESS_PROVIDERS = frozenset(
-    {OFFLINE_PROVIDER, "ollama", "ollama_chat", "lm_studio", "hosted_vllm", "vllm", "llamafile"}
-)
+KEYLESS_PROVIDERS = frozenset({OFFLINE_PROVIDER, *providers.LOCAL_SERVER_PROVIDERS})
 _SECRET_LIKE = re.compile(r"\b(sk|atom|key|token)[-_][A-Za-z0-9_\-]{8,}", re.I)
 
 
@@ -219,7 +217,7 @@ async def _call(
         "timeout": timeout,
         "num_retries": 0,  # retries are ours (see module docstring)
         "max_retries": 0,
-        "api_key": credentials.api_key,
+        "api_key": credentials.litellm_key(),
         "api_base": credentials.api_base,
         # litellm 1.106 imports its MCP proxy handler (and the `mcp` package) whenever
         # tools are passed; ATOM runs its own tools, so skip it. Re-check on upgrade.

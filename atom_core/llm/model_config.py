@@ -4,7 +4,8 @@ Looked up once per tenant and model, then kept in process for a few seconds:
 without it every model call paid two database reads (measured: +10 ms a call,
 and lock contention on SQLite under load). Changes made through this process
 apply at once (providers and pricing clear the cache); other nodes see them
-within `config_cache.TTL_S`.
+within `config_cache.TTL_S`. The provider's endpoint is checked against the
+egress rules (`atom_core.infra.egress`) whenever the cache is filled.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 from dataclasses import dataclass
 
 from atom_core.context import Ctx
+from atom_core.errors import Forbidden
 from atom_core.llm import config_cache, pricing, providers
 
 
@@ -34,6 +36,10 @@ async def config_for(ctx: Ctx, model: str) -> ModelConfig:
         cached = config_cache.get(ctx.tenant_id, model)
         if cached is not None:
             return cached
-        config = ModelConfig(await providers.credentials_for(ctx, model), await pricing.price_for(ctx, model))
+        credentials = await providers.credentials_for(ctx, model)
+        # Checked at every fill too: a name's addresses can change after the api_base was saved.
+        if refused := await providers.endpoint_refusal(providers.provider_of(model), credentials.api_base):
+            raise Forbidden(f"the provider's api_base {refused}", field="api_base")
+        config = ModelConfig(credentials, await pricing.price_for(ctx, model))
         config_cache.put(ctx.tenant_id, model, config)
         return config

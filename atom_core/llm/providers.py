@@ -26,13 +26,19 @@ from atom_core.context import Ctx
 from atom_core.db import session_scope, utcnow
 from atom_core.errors import Conflict, Invalid, NotFound
 from atom_core.governance import audit
+from atom_core.infra import egress
 from atom_core.llm import OFFLINE_PROVIDER, config_cache, crypto, engine
 from atom_core.llm.models import ProviderCredential
+from atom_core.settings import get_settings
 from atom_core.tenancy import permissions
 
 LOCAL_PROVIDER = OFFLINE_PROVIDER  # ATOM's own offline model: nothing to configure
+# Model servers litellm looks for on this machine (localhost) when no api_base is set.
+LOCAL_SERVER_PROVIDERS = frozenset({"ollama", "ollama_chat", "lm_studio", "hosted_vllm", "vllm", "llamafile"})
 API_KEY_MAX = 4096
 API_BASE_MAX = 2048
+# Sent when a tenant stored no key: litellm would otherwise use the server's own (OPENAI_API_KEY, …).
+NO_KEY = "no-key-configured"
 HINT_MIN_KEY_LENGTH = 12  # shorter keys get no hint: four characters would be too much of them
 TEST_TIMEOUT_S = 15.0
 TEST_MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-3-5-haiku-latest", "ollama": "llama3.1"}
@@ -68,6 +74,14 @@ class Credentials:
 
     api_key: str | None = field(default=None, repr=False)  # never in a repr, a log line or a trace
     api_base: str | None = None
+
+    def litellm_key(self) -> str | None:
+        """The key to hand litellm: the tenant's, else a placeholder so that litellm never
+        reads the operator's environment keys (unless ATOM_ALLOW_ENV_PROVIDER_KEYS).
+        Credentials that are not API keys (AWS, Vertex service accounts) are outside its reach."""
+        if self.api_key or get_settings().allow_env_provider_keys:
+            return self.api_key
+        return NO_KEY
 
 
 @dataclass(frozen=True)
@@ -145,6 +159,23 @@ def check_api_base(api_base: str | None) -> str | None:
     return api_base
 
 
+async def endpoint_refusal(provider: str | None, api_base: str | None) -> str | None:
+    """Why ATOM may not call this endpoint for a tenant (see `atom_core.infra.egress`), or None.
+
+    A host that does not resolve is allowed: there is nothing to connect to, the
+    call fails on its own, and every later use checks it again.
+    """
+    if api_base is None:
+        if provider in LOCAL_SERVER_PROVIDERS and not egress.private_networks_allowed():
+            return f"is required for provider '{provider}' on this server (its default is this machine)"
+        return None
+    parts = urlsplit(api_base)
+    try:
+        return await egress.check_host(parts.hostname or "", parts.port)
+    except egress.Unresolvable:
+        return None
+
+
 def key_hint(api_key: str) -> str:
     return f"…{api_key[-4:]}" if len(api_key) >= HINT_MIN_KEY_LENGTH else "…"
 
@@ -185,6 +216,8 @@ async def set_provider(
             key_change = "set"
     if api_base is not UNCHANGED:
         changes["api_base"] = check_api_base(api_base)
+        if refused := await endpoint_refusal(provider, changes["api_base"]):
+            raise Invalid(f"api_base {refused}", field="api_base")
 
     try:
         return await _upsert(ctx, provider, changes, key_change)
@@ -264,7 +297,9 @@ async def test_provider(ctx: Ctx, provider: str, model: str | None = None) -> Pr
         row = await _load(session, ctx, provider)
     if row is None:
         raise _not_configured(provider)
-    api_key = _decrypt(row)
+    if refused := await endpoint_refusal(provider, row.api_base):
+        return ProviderTest(False, 0, f"api_base {refused}")
+    credentials = Credentials(api_key=_decrypt(row), api_base=row.api_base)
     module = await engine.load()
     started = time.perf_counter()
     try:
@@ -273,14 +308,14 @@ async def test_provider(ctx: Ctx, provider: str, model: str | None = None) -> Pr
                 model=model,
                 messages=[{"role": "user", "content": "ping"}],
                 max_tokens=1,
-                api_key=api_key,
-                api_base=row.api_base,
+                api_key=credentials.litellm_key(),
+                api_base=credentials.api_base,
                 timeout=TEST_TIMEOUT_S,
                 num_retries=0,
                 max_retries=0,
             )
     except Exception as exc:  # any provider failure is the answer, not an error of ours
-        return ProviderTest(False, _ms_since(started), describe_failure(exc, model, api_key))
+        return ProviderTest(False, _ms_since(started), describe_failure(exc, model, credentials.api_key))
     return ProviderTest(True, _ms_since(started))
 
 

@@ -25,6 +25,10 @@ PERMISSIONS: dict[str, str] = {
     "providers.manage": "admin",
     "tools.read": "member",
     "tools.manage": "admin",
+    "workflows.read": "viewer",
+    "workflows.write": "member",
+    "workflows.run": "member",
+    "workflows.approve": "member",
 }
 
 ACTION_WORDS = {
@@ -39,6 +43,9 @@ ACTION_WORDS = {
     "providers.read": "see model providers",
     "providers.manage": "manage model providers and prices",
     "tools.manage": "change tool settings",
+    "workflows.write": "create or change workflows",
+    "workflows.run": "run, cancel or rerun workflows",
+    "workflows.approve": "approve or reject workflow steps",
 }
 
 

@@ -303,6 +303,26 @@ async def remove_member(ctx: Ctx, user_id: uuid.UUID) -> None:
         audit.record(session, ctx, "member.removed", f"user:{user_id}")
 
 
+async def change_member_role(ctx: Ctx, user_id: uuid.UUID, role: str) -> MemberInfo:
+    """Give a member another role: nobody grants more than they hold, only owners
+    touch an owner, and the tenant keeps at least one owner."""
+    permissions.require(ctx, "members.manage")
+    permissions.require_grantable(ctx, role)
+    async with session_scope(ctx) as session:
+        membership = await _membership(session, ctx, user_id)
+        user = (await session.exec(select(User).where(User.id == user_id))).one()
+        if membership.role == role:
+            return _member_info(membership, user)
+        if membership.role == "owner":
+            if ctx.role != "owner":
+                raise Forbidden("only an owner can change an owner's role")
+            await _keep_one_owner(session, ctx)
+        previous, membership.role = membership.role, role
+        session.add(membership)
+        audit.record(session, ctx, "member.role_changed", f"user:{user_id}", {"from": previous, "role": role})
+    return _member_info(membership, user)
+
+
 async def _membership(session: AsyncSession, ctx: Ctx, user_id: uuid.UUID) -> Membership:
     query = select(Membership).where(Membership.tenant_id == ctx.tenant_id, Membership.user_id == user_id)
     membership = (await session.exec(query)).first()

@@ -45,6 +45,11 @@ async def test_create_read_update_delete(client: httpx.AsyncClient, make_account
         ({"maturity": "wizard"}, "maturity"),
         ({"system_prompt": "x" * 20_001}, "system_prompt"),
         ({"surprise": 1}, "surprise"),
+        ({"fallbacks": ["no-provider-prefix"]}, "fallbacks"),
+        ({"fallbacks": ["atom/offline"]}, "fallbacks"),  # the agent's own model
+        ({"fallbacks": ["openai/a", "openai/a"]}, "fallbacks"),
+        ({"fallbacks": [f"openai/m{i}" for i in range(6)]}, "fallbacks"),
+        ({"fallbacks": "openai/a"}, "fallbacks"),
     ],
 )
 async def test_invalid_agent_names_the_field_and_writes_nothing(
@@ -55,6 +60,21 @@ async def test_invalid_agent_names_the_field_and_writes_nothing(
     assert response.status_code == 422, response.text
     assert response.json()["error"]["field"] == field
     assert (await client.get(AGENTS, headers=owner.headers)).json()["items"] == []
+
+
+async def test_fallbacks_are_stored_in_order_and_patchable(client: httpx.AsyncClient, make_account) -> None:
+    owner = await make_account()
+    body = VALID | {"model": "openai/primary", "fallbacks": ["anthropic/second", "openai/third"]}
+    agent = (await client.post(AGENTS, json=body, headers=owner.headers)).json()
+    assert agent["fallbacks"] == ["anthropic/second", "openai/third"]
+    url = f"{AGENTS}/{agent['id']}"
+    patched = await client.patch(url, json={"fallbacks": ["openai/third"]}, headers=owner.headers)
+    assert patched.status_code == 200 and patched.json()["fallbacks"] == ["openai/third"]
+    clash = await client.patch(url, json={"model": "openai/third"}, headers=owner.headers)
+    assert clash.status_code == 422 and clash.json()["error"]["field"] == "fallbacks"
+    assert (await client.get(url, headers=owner.headers)).json()["fallbacks"] == ["openai/third"]
+    plain = (await client.post(AGENTS, json=VALID | {"slug": "plain"}, headers=owner.headers)).json()
+    assert plain["fallbacks"] == []
 
 
 async def test_slug_is_unique_per_tenant_only(client: httpx.AsyncClient, make_account) -> None:

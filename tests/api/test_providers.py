@@ -17,6 +17,7 @@ from atom_core.settings import reset_settings
 from atom_core.tenancy import service as tenancy
 from tests.llm_stub import Fail, LLMStub, Reply
 
+pytestmark = pytest.mark.usefixtures("loopback_allowed")  # the LLM stub listens on 127.0.0.1
 PROVIDERS = "/api/v1/providers"
 PRICES = "/api/v1/model-prices"
 
@@ -294,6 +295,26 @@ async def test_provider_test_scrubs_a_key_echoed_in_other_errors(
     assert result["ok"] is False and "exploded" in result["error"]
     assert key not in result["error"] and key[:12] not in result["error"] and key[-12:] not in result["error"]
     assert len(llm_stub.calls("gpt-4o-mini")) == 1
+
+
+async def test_provider_test_never_sends_the_operators_environment_key(
+    client: httpx.AsyncClient, make_account, llm_stub: LLMStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sentinel = "sk-operator-sentinel-0123456789abcdef"
+    monkeypatch.setenv("OPENAI_API_KEY", sentinel)
+    owner = await make_account()
+    # A base URL of the tenant's choosing and no key of its own.
+    await client.put(f"{PROVIDERS}/openai", json={"api_base": llm_stub.base_url}, headers=owner.headers)
+    result = (await client.post(f"{PROVIDERS}/openai/test", json={}, headers=owner.headers)).json()
+    (call,) = llm_stub.calls("gpt-4o-mini")
+    assert result["ok"] is True
+    assert sentinel not in call.headers["authorization"]
+    assert call.headers["authorization"] == f"Bearer {providers.NO_KEY}"
+    # With the operator's explicit consent the environment key is used (the setting works both ways).
+    monkeypatch.setenv("ATOM_ALLOW_ENV_PROVIDER_KEYS", "true")
+    reset_settings()
+    await client.post(f"{PROVIDERS}/openai/test", json={}, headers=owner.headers)
+    assert llm_stub.calls("gpt-4o-mini")[1].headers["authorization"] == f"Bearer {sentinel}"
 
 
 async def test_provider_test_when_nobody_listens(client: httpx.AsyncClient, make_account) -> None:

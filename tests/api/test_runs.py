@@ -5,16 +5,20 @@ the offline model."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import uuid
 
 import httpx
 import pytest
 
+from atom_core.agents import runtime
 from atom_core.llm import pricing, providers
 from atom_core.tenancy import service as tenancy
 from tests.llm_stub import Fail, LLMStub, Reply, ToolCall
 
+pytestmark = pytest.mark.usefixtures("loopback_allowed")  # the LLM stub listens on 127.0.0.1
 STUB_MODEL = "openai/stub-model"
 SECRET = "sk-test-secret-0123456789abcdef"
 
@@ -115,6 +119,21 @@ async def test_retryable_failures_are_retried_with_backoff(client, make_account,
     llm_span = detail["spans"][0]["children"][0]
     assert llm_span["attributes"]["attempts"] == 3
     assert len(llm_span["attributes"]["retry_delays_s"]) == 2
+
+
+async def test_the_agents_fallback_answers_when_its_model_fails(client, make_account, llm_stub: LLMStub) -> None:
+    owner = await make_account()
+    await use_stub(owner, llm_stub)
+    helper = await agent(client, owner, model=STUB_MODEL, fallbacks=["openai/backup-model"])
+    llm_stub.script("stub-model", Fail(503), Fail(503), Fail(503))  # the first try and both retries
+    llm_stub.script("backup-model", Reply("the backup answers"))
+    run = await start(client, owner, helper["id"], "hi")
+    assert (run["status"], run["output"], run["model"]) == ("succeeded", "the backup answers", "openai/backup-model")
+    assert [r.model for r in llm_stub.calls()] == ["stub-model"] * 3 + ["backup-model"]
+    detail = (await client.get(f"/api/v1/agent-runs/{run['run_id']}", headers=owner.headers)).json()
+    assert detail["model"] == "openai/backup-model"
+    (llm_span,) = detail["spans"][0]["children"]
+    assert llm_span["attributes"]["model"] == "openai/backup-model" and llm_span["attributes"]["attempts"] == 4
 
 
 async def test_bad_request_is_not_retried(client, make_account, llm_stub: LLMStub) -> None:
@@ -223,6 +242,47 @@ async def test_no_secret_in_errors_spans_or_logs(client, make_account, llm_stub:
     detail = await client.get(f"/api/v1/agent-runs/{run['run_id']}", headers=owner.headers)
     assert SECRET not in json.dumps(run) and SECRET not in detail.text
     assert SECRET not in caplog.text
+
+
+async def test_a_tenant_base_url_without_a_key_never_gets_the_operators_key(
+    client, make_account, llm_stub: LLMStub, monkeypatch
+) -> None:
+    sentinel = "sk-operator-sentinel-0123456789abcdef"
+    monkeypatch.setenv("OPENAI_API_KEY", sentinel)
+    owner = await make_account()
+    await providers.set_provider(await tenancy.authenticate(owner.token), "openai", api_base=llm_stub.base_url)
+    helper = await agent(client, owner, model=STUB_MODEL)
+    run = await start(client, owner, helper["id"], "hi")
+    assert run["status"] == "succeeded"
+    (call,) = llm_stub.calls("stub-model")
+    assert sentinel not in call.headers["authorization"]
+
+
+async def test_cancel_endpoint(client, make_account, llm_stub: LLMStub) -> None:
+    owner, other, viewer = await make_account("A"), await make_account("B"), await make_account("V")
+    await client.post("/api/v1/members", json={"email": viewer.email, "role": "viewer"}, headers=owner.headers)
+    await use_stub(owner, llm_stub)
+    helper = await agent(client, owner, model=STUB_MODEL)
+    llm_stub.set_default("stub-model", Reply("too late"), latency=30)
+    ctx = await tenancy.authenticate(owner.token)
+    started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def sink(event: dict) -> None:
+        if event["type"] == "run.started":
+            started.set_result(event["run_id"])
+
+    task = asyncio.create_task(runtime.run_agent(ctx, uuid.UUID(helper["id"]), "slow", on_event=sink))
+    url = f"/api/v1/agent-runs/{await asyncio.wait_for(started, 10)}/cancel"
+    assert (await client.post(url, headers=other.headers)).status_code == 404  # another tenant's run
+    as_viewer = viewer.headers | {"X-Tenant-ID": owner.tenant_id}
+    assert (await client.post(url, headers=as_viewer)).status_code == 403
+
+    accepted = await client.post(url, headers=owner.headers)
+    assert accepted.status_code == 202 and accepted.json()["status"] == "cancelling"
+    done, _ = await asyncio.wait({task}, timeout=30)  # not wait_for: its timeout would cancel the run itself
+    assert done and task.result().run.status == "cancelled"
+    again = await client.post(url, headers=owner.headers)
+    assert again.status_code == 409 and again.json()["error"]["field"] == "run_id"
 
 
 async def test_input_is_validated(client, make_account) -> None:

@@ -4,10 +4,12 @@ and that a run's http_get really follows it (against a real loopback server)."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.api.test_runs import STUB_MODEL, agent, start, use_stub
 from tests.llm_stub import LLMStub, Reply, ToolCall
 
+pytestmark = pytest.mark.usefixtures("loopback_allowed")  # the LLM stub listens on 127.0.0.1
 SETTINGS = "/api/v1/tool-settings"
 
 

@@ -18,6 +18,7 @@ from atom_core.db.metadata import target_metadata
 from atom_core.llm import pricing, providers
 from atom_core.tenancy import apikeys
 from atom_core.tenancy import service as tenancy
+from atom_core.workflows import service as workflows
 from tests.conftest import PASSWORD, PgDatabase, libpq
 
 pytestmark = pytest.mark.parametrize("backend", ["server"], indirect=True)
@@ -63,8 +64,18 @@ async def seed_two_tenants() -> tuple[uuid.UUID, uuid.UUID]:
         await runtime.run_agent(ctx, helper.id, "hello")  # agent_runs, agent_messages, traces, spans (offline)
         await providers.set_provider(ctx, "openai", api_key=f"sk-{name[-1]}-" + uuid.uuid4().hex)
         await pricing.set_price(ctx, "openai/custom-model", "0.15", "0.60")
+        await _seed_workflow(ctx)
         ids.append(signup.tenant_id)
     return ids[0], ids[1]
+
+
+async def _seed_workflow(ctx) -> None:
+    """workflows, workflow_versions, workflow_runs, workflow_steps, workflow_events and
+    workflow_active_runs (the run waits for approval, so it stays active)."""
+    spec = {"name": "wf", "steps": [{"id": "review", "type": "approval"}]}
+    view = await workflows.create_workflow(ctx, spec)
+    run = await workflows.start_run(ctx, view.workflow.id, {})
+    assert (await workflows.get_run(ctx, run.id)).run.status == "waiting"
 
 
 def app_connection(db: PgDatabase) -> psycopg.Connection:
@@ -152,7 +163,8 @@ async def test_writing_another_tenants_id_is_rejected(backend: str, pg_database:
 def _unique_copy(row: dict) -> dict:
     """The row with fresh values in its unique columns (so only RLS can object)."""
     fresh = dict(row)
-    fresh["id"] = uuid.uuid4()
+    if "id" in fresh:  # workflow_active_runs is keyed by run_id (RLS is checked before uniqueness)
+        fresh["id"] = uuid.uuid4()
     for name in ("slug", "prefix", "email"):
         if name in fresh:
             fresh[name] = f"{fresh[name]}-{uuid.uuid4().hex[:6]}"
@@ -161,3 +173,21 @@ def _unique_copy(row: dict) -> dict:
 
 def _adapt(value: object) -> object:
     return psycopg.types.json.Jsonb(value) if isinstance(value, dict | list) else value
+
+
+async def test_the_recovery_sweep_lists_active_run_ids_and_nothing_else(backend: str, pg_database: PgDatabase) -> None:
+    tenant_a, tenant_b = await seed_two_tenants()
+    with app_connection(pg_database) as conn:
+        conn.execute("SELECT set_config('app.sweeper', 'on', true)")
+        active = conn.execute("SELECT tenant_id FROM workflow_active_runs").fetchall()
+        assert {row["tenant_id"] for row in active} == {tenant_a, tenant_b}
+        for table in tenant_owned_tables():
+            if table != "workflow_active_runs":
+                assert conn.execute(f"SELECT * FROM {table}").fetchall() == [], f"{table} visible to the sweep"
+        assert conn.execute("DELETE FROM workflow_active_runs RETURNING run_id").fetchall() == []  # read only
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            conn.execute(
+                "INSERT INTO workflow_active_runs (run_id, tenant_id, since) VALUES (%s, %s, now())",
+                (uuid.uuid4(), tenant_a),
+            )
+        conn.rollback()

@@ -550,6 +550,8 @@ class _Handler(BaseHTTPRequestHandler):
                     break
         elif self.path == "/redirect-out":
             self._send(302, headers={"Location": f"http://localhost:{port}/target"})
+        elif self.path == "/redirect-metadata":  # where a cloud's metadata service answers
+            self._send(302, headers={"Location": "http://169.254.169.254/latest/meta-data/"})
         elif self.path == "/redirect-in":
             self._send(302, headers={"Location": "/hello"})
         elif self.path == "/redirect-loop":
@@ -578,7 +580,13 @@ def base(server: _Server) -> str:
     return f"http://127.0.0.1:{server.server_address[1]}"
 
 
-LOOPBACK = ToolEnv(http_allowed_hosts={"127.0.0.1"})
+def loopback_env(hosts: set[str], **limits: Any) -> ToolEnv:
+    """An allow-list for the test server. It listens on loopback, which the egress rules
+    (atom_core.infra.egress) refuse in server mode: allowed here explicitly."""
+    return ToolEnv(http_allowed_hosts=hosts, allow_private_networks=True, **limits)
+
+
+LOOPBACK = loopback_env({"127.0.0.1"})
 
 
 async def get(url: str, env: ToolEnv = LOOPBACK, timeout_s: float = 5.0) -> ToolResult:
@@ -593,11 +601,11 @@ async def test_http_get_is_off_without_allow_listed_hosts(server, base):
 
 
 async def test_http_get_refuses_hosts_not_allow_listed(server, base):
-    result = await get(f"{base}/hello", env=ToolEnv(http_allowed_hosts={"example.com"}))
+    result = await get(f"{base}/hello", env=loopback_env({"example.com"}))
     assert not result.ok and result.error_code == "forbidden"
     assert "'127.0.0.1' is not allow-listed" in result.error
     port = server.server_address[1]
-    wrong_port = await get(f"{base}/hello", env=ToolEnv(http_allowed_hosts={f"127.0.0.1:{port + 1}"}))
+    wrong_port = await get(f"{base}/hello", env=loopback_env({f"127.0.0.1:{port + 1}"}))
     assert wrong_port.error_code == "forbidden"
     assert server.hits == []
 
@@ -626,18 +634,18 @@ async def test_http_get_fetches_an_allowed_host(server, base):
     assert data["truncated"] is False
     assert server.hits == ["/hello"]
     port = server.server_address[1]
-    exact_port = output(await get(f"{base}/json", env=ToolEnv(http_allowed_hosts={f"127.0.0.1:{port}"})))
+    exact_port = output(await get(f"{base}/json", env=loopback_env({f"127.0.0.1:{port}"})))
     assert json.loads(exact_port["text"]) == {"answer": 42}
     missing = output(await get(f"{base}/missing"))
     assert missing["status"] == 404 and missing["text"] == "no such page"
 
 
 async def test_http_get_stops_at_the_byte_limit(base):
-    data = output(await get(f"{base}/big", env=ToolEnv(http_allowed_hosts={"127.0.0.1"}, http_max_bytes=1000)))
+    data = output(await get(f"{base}/big", env=loopback_env({"127.0.0.1"}, http_max_bytes=1000)))
     assert data["truncated"] is True
     assert data["bytes"] == 1000 and data["text"] == "x" * 1000
     assert "cut at 1000 bytes" in data["note"]
-    whole = output(await get(f"{base}/big", env=ToolEnv(http_allowed_hosts={"127.0.0.1"}, http_max_bytes=20_000)))
+    whole = output(await get(f"{base}/big", env=loopback_env({"127.0.0.1"}, http_max_bytes=20_000)))
     assert whole["truncated"] is False and whole["bytes"] == 10_000
 
 
@@ -648,7 +656,7 @@ async def test_http_get_does_not_return_binary_bodies(base):
 
 
 async def test_http_get_times_out_on_a_slow_endpoint(base):
-    env = ToolEnv(http_allowed_hosts={"127.0.0.1"}, http_timeout_s=0.3)
+    env = loopback_env({"127.0.0.1"}, http_timeout_s=0.3)
     result = await get(f"{base}/slow", env=env)
     assert not result.ok and result.error_code == "tool_error"
     assert "timed out after 0.3 s" in result.error
@@ -657,7 +665,7 @@ async def test_http_get_times_out_on_a_slow_endpoint(base):
 
 async def test_http_get_deadline_covers_a_body_that_drips(base):
     # Every read is fast (50 ms < 0.5 s), so only a deadline for the whole request can stop this.
-    env = ToolEnv(http_allowed_hosts={"127.0.0.1"}, http_timeout_s=0.5)
+    env = loopback_env({"127.0.0.1"}, http_timeout_s=0.5)
     result = await get(f"{base}/drip", env=env)
     assert not result.ok
     assert "timed out after 0.5 s" in result.error
@@ -675,7 +683,7 @@ async def test_http_get_does_not_follow_a_redirect_to_a_host_not_allow_listed(se
     assert "redirect to host 'localhost' is not allow-listed" in result.error
     assert server.hits == ["/redirect-out"]  # /target was never requested
     # Control: the same redirect is followed once its host is allowed, so the refusal above is the allow-list's doing.
-    followed = output(await get(f"{base}/redirect-out", env=ToolEnv(http_allowed_hosts={"127.0.0.1", "localhost"})))
+    followed = output(await get(f"{base}/redirect-out", env=loopback_env({"127.0.0.1", "localhost"})))
     assert followed["text"] == "target reached"
     assert followed["url"].startswith("http://localhost:")
     assert server.hits == ["/redirect-out", "/redirect-out", "/target"]
@@ -696,3 +704,39 @@ async def test_http_get_reports_connection_failures():
         result = await get(f"http://127.0.0.1:{port}/")
     assert not result.ok and result.error_code == "tool_error"
     assert "request failed (ConnectError" in result.error
+
+
+# --------------------------------------------------- http_get and private addresses
+
+
+async def test_http_get_refuses_loopback_when_private_networks_are_not_allowed(server, base):
+    refused = await get(f"{base}/hello", env=ToolEnv(http_allowed_hosts={"127.0.0.1"}, allow_private_networks=False))
+    assert not refused.ok and refused.error_code == "forbidden"
+    assert "private, loopback or reserved" in refused.error and "ATOM_ALLOW_PRIVATE_NETWORKS" in refused.error
+    assert server.hits == []
+    allowed = output(await get(f"{base}/hello", env=loopback_env({"127.0.0.1"})))  # the same, allowed
+    assert allowed["status"] == 200
+
+
+@pytest.mark.parametrize("host", ["169.254.169.254", "[fe80::1]", "[::ffff:169.254.169.254]"])
+async def test_http_get_never_reaches_link_local_addresses(host):
+    env = ToolEnv(http_allowed_hosts={host}, allow_private_networks=True)  # allow-listed and private allowed
+    result = await get(f"http://{host}/latest/meta-data/", env=env)
+    assert not result.ok and result.error_code == "forbidden"
+    assert "link-local" in result.error
+
+
+async def test_http_get_checks_the_address_of_every_redirect(server, base):
+    env = loopback_env({"127.0.0.1", "169.254.169.254"})  # the allow-list would let the hop through
+    result = await get(f"{base}/redirect-metadata", env=env)
+    assert not result.ok and result.error_code == "forbidden"
+    assert result.error.startswith("redirect refused:") and "link-local" in result.error
+    assert server.hits == ["/redirect-metadata"]
+
+
+async def test_http_get_refuses_a_name_that_resolves_to_loopback(server, base):
+    port = server.server_address[1]
+    env = ToolEnv(http_allowed_hosts={"localhost"}, allow_private_networks=False)
+    result = await get(f"http://localhost:{port}/hello", env=env)
+    assert not result.ok and "'localhost' points to a private" in result.error
+    assert server.hits == []

@@ -21,6 +21,7 @@ from pydantic import Field
 from atom_core.agents.tools.env import ToolEnv, host_key
 from atom_core.agents.tools.registry import ToolError, ToolRegistry
 from atom_core.errors import Forbidden, Invalid
+from atom_core.infra import egress
 
 # ---------------------------------------------------------------- calculator
 
@@ -229,6 +230,17 @@ def _checked_url(raw: str, env: ToolEnv, *, redirect: bool = False) -> httpx.URL
     return url
 
 
+async def _reachable(url: httpx.URL, env: ToolEnv, *, redirect: bool = False) -> httpx.URL:
+    """The URL, if every address its host resolves to may be reached (see `atom_core.infra.egress`)."""
+    try:
+        reason = await egress.check_host(host_key(url), url.port, allow_private=env.allow_private_networks)
+    except egress.Unresolvable:
+        raise ToolError(f"the host {host_key(url)!r} could not be resolved") from None
+    if reason:
+        raise Forbidden(f"{'redirect refused: ' if redirect else ''}{reason}", field="url")
+    return url
+
+
 def _is_text(content_type: str) -> bool:
     mime = content_type.split(";", 1)[0].strip().lower()
     return not mime or mime.startswith("text/") or mime in _TEXT_TYPES or mime.endswith(("+json", "+xml"))
@@ -269,7 +281,7 @@ async def http_get(
     Only hosts this workspace has allow-listed can be reached."""
     if not env.http_allowed_hosts:
         raise Forbidden("http_get is off: this workspace has not allow-listed any hosts", field="url")
-    target = _checked_url(url, env)
+    target = await _reachable(_checked_url(url, env), env)
     tls = await _tls()
     headers = {"Accept-Encoding": "identity", "User-Agent": "ATOM-agent (http_get tool)"}
     try:
@@ -283,8 +295,9 @@ async def http_get(
                 async with client.stream("GET", target) as response:
                     if not response.is_redirect:
                         return await _read(response, env)
-                    # Each hop is checked against the allow-list before it is requested.
-                    target = _checked_url(str(response.url.join(response.headers["location"])), env, redirect=True)
+                    # Each hop is checked (allow-list, then address) before it is requested.
+                    hop = _checked_url(str(response.url.join(response.headers["location"])), env, redirect=True)
+                    target = await _reachable(hop, env, redirect=True)
             raise ToolError(f"too many redirects (more than {env.http_max_redirects})")
     except (TimeoutError, httpx.TimeoutException):
         raise ToolError(f"the request timed out after {env.http_timeout_s:g} s") from None

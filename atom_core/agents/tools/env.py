@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
 from atom_core.errors import Invalid
+from atom_core.infra import egress
 
 
 def host_key(url: httpx.URL) -> str:
@@ -44,12 +45,15 @@ class ToolEnv:
     `http_allowed_hosts` comes from the tenant's settings; empty means `http_get` is off.
     An entry `host` allows every port of that host, `host:port` only that port.
     `http_timeout_s` is a deadline for the whole request (connect, redirects, body).
+    `allow_private_networks` (default: the server's setting) lets it reach private
+    and loopback addresses; link-local ones never (see `atom_core.infra.egress`).
     """
 
     http_allowed_hosts: frozenset[str] = frozenset()
     http_max_bytes: int = 12_000
     http_timeout_s: float = 10.0
     http_max_redirects: int = 3
+    allow_private_networks: bool = field(default_factory=egress.private_networks_allowed)
 
     def __post_init__(self) -> None:
         hosts: Iterable[str] = self.http_allowed_hosts

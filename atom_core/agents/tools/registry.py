@@ -144,6 +144,10 @@ class ToolRegistry:
 
         return decorate
 
+    def unregister(self, name: str) -> None:
+        """Remove a tool (plugins and tests that add tools for a while)."""
+        self._tools.pop(name, None)
+
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
 

@@ -3,6 +3,10 @@ Reflex inside it (Reflex's `api_transformer`), so both share one port."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
@@ -13,8 +17,22 @@ import atom_core
 from atom_core.errors import NotFound
 from atom_core.interfaces.api import errors
 from atom_core.interfaces.api.middleware import RequestContextMiddleware
-from atom_core.interfaces.api.routers import agents, auth, identity, marketplace, providers, runs, service, tools
+from atom_core.interfaces.api.routers import (
+    agents,
+    analytics,
+    auth,
+    identity,
+    marketplace,
+    providers,
+    runs,
+    service,
+    tools,
+    workflows,
+)
+from atom_core.llm import engine
+from atom_core.plugins import load_plugins
 from atom_core.settings import get_settings
+from atom_core.workflows import executors
 
 _fallback = APIRouter()
 
@@ -45,8 +63,26 @@ def _methods_for_path(routes: list, scope: dict) -> set[str]:
     return methods
 
 
+@asynccontextmanager
+async def lifespan(app: object = None) -> AsyncIterator[None]:
+    """Startup work of the API process (also registered with Reflex, which does not run
+    the lifespan of the app it mounts): litellm's import takes seconds, paid here, off
+    the event loop, instead of by the first request that needs a model. In embedded
+    mode this process also executes workflows: it resumes interrupted runs."""
+    await engine.load()
+    sweeper = None
+    if get_settings().executor == "embedded":
+        sweeper = asyncio.create_task(executors.sweep_forever())
+    try:
+        yield
+    finally:
+        if sweeper is not None:
+            sweeper.cancel()
+
+
 def create_api() -> FastAPI:
     settings = get_settings()
+    load_plugins()
     app = FastAPIOffline(
         title="ATOM API",
         version=atom_core.__version__,
@@ -55,6 +91,7 @@ def create_api() -> FastAPI:
         redoc_url=None,
         static_url="/api/v1/docs-static",
         swagger_ui_oauth2_redirect_url="/api/v1/docs/oauth2-redirect",
+        lifespan=lifespan,
     )
     errors.install(app)
     for router in (
@@ -66,6 +103,8 @@ def create_api() -> FastAPI:
         runs.router,
         providers.router,
         tools.router,
+        workflows.router,
+        analytics.router,
         _fallback,  # last: it answers every /api path nothing else claimed
     ):
         app.include_router(router)

@@ -24,6 +24,9 @@ class AgentIn(Request):
     description: str = Field("", max_length=agents.DESCRIPTION_MAX)
     category: str = Field("general", max_length=40)
     model: str = Field(agents.OFFLINE_MODEL, max_length=200)
+    fallbacks: list[str] = Field(
+        default_factory=list, max_length=agents.MAX_FALLBACKS, description="Models tried in order if `model` fails"
+    )
     system_prompt: str = Field("", max_length=agents.PROMPT_MAX)
     temperature: float = 0.7
     max_tokens: int = 1024
@@ -38,6 +41,7 @@ class AgentPatch(Request):
     description: str | None = Field(None, max_length=agents.DESCRIPTION_MAX)
     category: str | None = Field(None, max_length=40)
     model: str | None = Field(None, max_length=200)
+    fallbacks: list[str] | None = Field(None, max_length=agents.MAX_FALLBACKS)
     system_prompt: str | None = Field(None, max_length=agents.PROMPT_MAX)
     temperature: float | None = None
     max_tokens: int | None = None
@@ -54,6 +58,7 @@ class AgentOut(BaseModel):
     category: str
     model: str
     model_label: str = Field(description="How to show the model: marks the offline model as such")
+    fallbacks: list[str]
     system_prompt: str
     temperature: float
     max_tokens: int

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 from pydantic import Field
 
@@ -78,10 +78,11 @@ async def get_run(run_id: uuid.UUID, ctx: Ctx = Depends(current_ctx)) -> dict[st
 
 
 @router.post("/agent-runs/{run_id}/cancel", status_code=202)
-async def cancel_run(run_id: uuid.UUID, ctx: Ctx = Depends(current_ctx)) -> Response:
+async def cancel_run(run_id: uuid.UUID, ctx: Ctx = Depends(current_ctx)) -> dict[str, str]:
+    """Ask the node executing the run to cancel it; the run then ends as `cancelled`."""
     if not await runtime.cancel_run(ctx, run_id):
-        raise Conflict("the run is not running on this node (it may have finished)")
-    return Response(status_code=202)
+        raise Conflict("the run is not running (it has finished)", field="run_id")
+    return {"run_id": str(run_id), "status": "cancelling"}
 
 
 def span_tree(spans: list[SpanRecord]) -> list[dict[str, Any]]:

@@ -1,0 +1,111 @@
+"""Cancelling an agent run on whichever node executes it.
+
+A cancel request is published on the run's tenant's channel
+(`atom:{tenant_id}:events:agent-runs:cancel`). Each process holds ONE
+listener on that channel for every tenant (a glob pattern): started when the
+process first runs an agent, it cancels the run's task if the run executes
+here. One subscription per process, not a Redis connection per run.
+
+A request only cancels a run of the tenant whose channel carried it, so a
+run id from another tenant does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from atom_core.context import Ctx
+from atom_core.infra import events
+from atom_core.infra.redis import get_redis
+
+log = logging.getLogger(__name__)
+TOPIC = "agent-runs:cancel"
+_running: dict[uuid.UUID, tuple[str, asyncio.Task]] = {}  # run id -> (tenant id, the task running it here)
+
+
+@contextmanager
+def running(ctx: Ctx, run_id: uuid.UUID) -> Iterator[None]:
+    """Mark the current task as the one executing `run_id` in this process."""
+    task = asyncio.current_task()
+    assert task is not None
+    _running[run_id] = (str(ctx.tenant_id), task)
+    try:
+        yield
+    finally:
+        _running.pop(run_id, None)
+
+
+def cancel_here(tenant_id: object, run_id: uuid.UUID) -> bool:
+    """Cancel the run if this process executes it for that tenant."""
+    entry = _running.get(run_id)
+    if entry is None or entry[0] != str(tenant_id):
+        return False
+    entry[1].cancel()
+    return True
+
+
+async def request(ctx: Ctx, run_id: uuid.UUID) -> None:
+    """Ask every node to cancel the run; the one executing it does."""
+    await events.get_bus().publish(events.channel(ctx.tenant_id, TOPIC), {"run_id": str(run_id)})
+
+
+# --- the process's listener ----------------------------------------------------------------
+
+
+@dataclass
+class _Listener:
+    loop: asyncio.AbstractEventLoop
+    client: Any  # the Redis client it listens through (None: the in-process bus)
+    task: asyncio.Task
+    ready: asyncio.Future
+
+
+_listener: _Listener | None = None
+
+
+async def ensure_listening() -> None:
+    """Start this process's listener if it is not running, and wait until it is subscribed.
+
+    Restarted when it has stopped (a lost Redis connection) or the process
+    switched to another event loop or Redis client (CLI commands, tests).
+    A failure is logged, not raised: the run can still be cancelled on this node.
+    """
+    global _listener
+    loop, client = asyncio.get_running_loop(), get_redis()
+    current = _listener
+    if current is None or current.task.done() or current.loop is not loop or current.client is not client:
+        if current is not None and current.loop is loop:
+            current.task.cancel()
+        ready = loop.create_future()
+        current = _listener = _Listener(loop, client, asyncio.create_task(_listen(ready)), ready)
+    try:
+        await asyncio.shield(current.ready)
+    except Exception as exc:
+        log.warning("cross-node cancellation unavailable (%s); runs here can still be cancelled here", exc)
+
+
+async def _listen(ready: asyncio.Future) -> None:
+    try:
+        async with events.get_bus().listen_pattern(events.channel("*", TOPIC)) as requests:
+            ready.set_result(None)
+            async for channel, event in requests:
+                _on_request(channel, event)
+    except Exception as exc:  # the type only: a connection error's text may name the server
+        log.warning("the cancellation listener stopped (%s); the next run restarts it", type(exc).__name__)
+    finally:
+        if not ready.done():  # the runs waiting for it go on without it
+            ready.set_exception(ConnectionError("could not subscribe to cancel requests"))
+
+
+def _on_request(channel: str, event: dict[str, Any]) -> None:
+    try:
+        run_id = uuid.UUID(str(event.get("run_id")))
+    except ValueError:
+        return
+    cancel_here(events.tenant_of(channel), run_id)

@@ -1,0 +1,1 @@
+"""Durable workflows: spec, store, scheduler, executors."""

@@ -1,0 +1,104 @@
+"""Who runs the steps: an in-process asyncio executor (embedded mode, no
+Redis), or Dramatiq workers (distributed mode; see `queue.py`). Both run the
+same step function (`steps.execute_step`) and hand on what it returns.
+
+A sweep finds steps no executor will deliver (a hand-off lost in a crash, a
+worker that died holding a lease) and dispatches them again; a duplicate
+delivery is harmless because only one claim of a step wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Protocol
+
+from atom_core.settings import get_settings
+from atom_core.workflows import engine, steps
+from atom_core.workflows.engine import Dispatch
+
+logger = logging.getLogger(__name__)
+
+
+class Executor(Protocol):
+    async def submit(self, dispatches: Iterable[Dispatch]) -> None: ...
+
+
+class EmbeddedExecutor:
+    """Steps as tasks on this process's event loop, at most `limit` at once."""
+
+    def __init__(self, limit: int = 256) -> None:
+        self._gate = asyncio.Semaphore(limit)
+        self._tasks: set[asyncio.Task] = set()
+        self.loop = asyncio.get_running_loop()
+
+    async def submit(self, dispatches: Iterable[Dispatch]) -> None:
+        for dispatch in dispatches:
+            task = asyncio.create_task(self._run(dispatch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, dispatch: Dispatch) -> None:
+        if dispatch.delay_s > 0:
+            await asyncio.sleep(dispatch.delay_s)
+        try:
+            async with self._gate:
+                following = await steps.execute_step(dispatch.tenant_id, dispatch.run_id, dispatch.step_id)
+        except Exception:  # e.g. the database went away: the sweep dispatches the step again
+            logger.exception("workflow step %s of run %s could not run", dispatch.step_id, dispatch.run_id)
+            return
+        await self.submit(following)
+
+    @property
+    def busy(self) -> int:
+        return len(self._tasks)
+
+    async def idle(self) -> None:
+        """Wait until no step is in flight or scheduled here (CLI runs, tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+_embedded: EmbeddedExecutor | None = None
+
+
+def embedded() -> EmbeddedExecutor:
+    """This event loop's embedded executor."""
+    global _embedded
+    if _embedded is None or _embedded.loop is not asyncio.get_running_loop():
+        _embedded = EmbeddedExecutor()
+    return _embedded
+
+
+def get_executor() -> Executor:
+    if get_settings().executor == "distributed":
+        from atom_core.workflows import queue  # needs Redis: imported only in distributed mode
+
+        return queue.QueueExecutor()
+    return embedded()
+
+
+async def sweep(executor: Executor | None = None, *, grace_s: float | None = None) -> int:
+    """Dispatch every orphaned step of every active run once; returns how many."""
+    executor = executor or get_executor()
+    grace = 2 * get_settings().workflow_lease_s if grace_s is None else grace_s
+    found = 0
+    for tenant_id, run_id in await engine.active_runs():
+        orphans = await engine.orphans(tenant_id, run_id, grace)
+        found += len(orphans)
+        await executor.submit(orphans)
+    return found
+
+
+async def sweep_forever(executor: Executor | None = None) -> None:
+    """The recovery loop a server or worker process runs in the background."""
+    interval = get_settings().workflow_sweep_interval_s
+    while True:
+        try:
+            found = await sweep(executor)
+            if found:
+                logger.info("workflow sweep re-dispatched %d step(s)", found)
+        except Exception:
+            logger.exception("workflow sweep failed; retrying in %.0f s", interval)
+        await asyncio.sleep(interval)
