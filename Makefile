@@ -36,3 +36,10 @@ api: install
 
 clean:
 	rm -rf .web .pytest_cache .ruff_cache
+
+## bench: workflow engine vs LangGraph (installs the `bench` extra); BENCH_ARGS="--profile" or
+## BENCH_ARGS="--distributed --database-url ... --admin-url ... --redis-url ..." (see the script's docstring)
+.PHONY: bench
+bench: install
+	$(BIN)/python -c 'import langgraph.checkpoint.sqlite' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python benchmarks/workflow_overhead.py $(BENCH_ARGS)

@@ -11,15 +11,14 @@ What counts where:
 - Workflow runs are reported on their own: their agent steps are agent runs,
   so their spend is already in the totals.
 
-Sums are done by the database (grouped by day, model, agent and status, so
-the rows returned stay few whatever the volume); percentiles in Python over
-one bounded query, which keeps SQLite and PostgreSQL on the same code.
+Sums and percentiles are done by the database with SQL both SQLite and
+PostgreSQL run (GROUP BY, window functions), so the rows returned stay few
+whatever the volume: a few per day, model and agent.
 Money stays in integer micro-dollars here; interfaces convert at the edge.
 """
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -42,7 +41,7 @@ from atom_core.workflows.models import WorkflowRun
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
 RECENT_RUNS = 20
-LATENCY_SAMPLE_MAX = 50_000  # finished runs read for percentiles; beyond it, the most recent ones
+PERCENTILES = (50, 95)
 FINISHED = ("succeeded", "failed", "cancelled")
 OFFLINE_LABEL = "offline model (no provider)"
 
@@ -177,7 +176,6 @@ class Summary:
     agents: list[AgentUsage]  # by spend, then runs, then slug
     workflows: WorkflowTotals
     recent_runs: list[RunRow]  # newest first, at most RECENT_RUNS
-    latency_sampled: bool = False  # percentiles read only the LATENCY_SAMPLE_MAX newest finished runs
 
 
 @dataclass(frozen=True)
@@ -210,7 +208,8 @@ class TraceView:
 
 
 def model_label(model: str) -> str:
-    return f"{model} ({OFFLINE_LABEL})" if model == OFFLINE_MODEL else model
+    """How to show a model: the offline model is marked as such (as agents' `model_label`)."""
+    return OFFLINE_LABEL if model == OFFLINE_MODEL else model
 
 
 def today() -> date:
@@ -241,12 +240,17 @@ def _as_date(value: date | str | None, name: str) -> date:
     raise Invalid(f"{name} must be a date like 2025-01-31 (YYYY-MM-DD, UTC)", field=name)
 
 
-def percentile(sorted_values: list[int], pct: float) -> int | None:
-    """Nearest-rank percentile of ascending values (an observed value, never an interpolation)."""
+def percentile(sorted_values: list[int], pct: int) -> int | None:
+    """Nearest-rank percentile of ascending values (an observed value, never an interpolation):
+    the value at rank ceil(pct/100 x n). `_latency_query` computes the same in SQL."""
     if not sorted_values:
         return None
-    rank = max(1, math.ceil(pct / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
+    return sorted_values[_rank(len(sorted_values), pct) - 1]
+
+
+def _rank(n: int, pct: int) -> int:
+    """ceil(pct x n / 100) in integers, exactly as `_latency_query` computes it."""
+    return max(1, (pct * n + 99) // 100)
 
 
 def _day(column: Any, dialect: str) -> Any:
@@ -317,15 +321,13 @@ async def summary(ctx: Ctx, since: date | str | None = None, until: date | str |
         agent(slug).add(status, count)
         totals.add(status, count)
 
-    latencies: dict[str, list[int]] = defaultdict(list)
-    for slug, latency_ms in latency_rows:
-        latencies[slug].append(int(latency_ms))
-    everyone = sorted(v for values in latencies.values() for v in values)
-    totals.latency_p50_ms, totals.latency_p95_ms = percentile(everyone, 50), percentile(everyone, 95)
-    for slug, values in latencies.items():
-        values.sort()
-        who = agent(slug)
-        who.latency_p50_ms, who.latency_p95_ms = percentile(values, 50), percentile(values, 95)
+    for slug, latency_ms, agent_rank, agent_runs, rank, runs in latency_rows:
+        # A row is a percentile of its agent, of all runs, or both (see _latency_query).
+        for pct in PERCENTILES:
+            if agent_rank == _rank(agent_runs, pct):
+                setattr(agent(slug), f"latency_p{pct}_ms", int(latency_ms))
+            if rank == _rank(runs, pct):
+                setattr(totals, f"latency_p{pct}_ms", int(latency_ms))
 
     workflows = WorkflowTotals()
     for status, count, cost in workflow_rows:
@@ -342,7 +344,6 @@ async def summary(ctx: Ctx, since: date | str | None = None, until: date | str |
         agents=sorted(agents.values(), key=lambda a: (-a.spend_micros, -a.runs, a.agent_slug)),
         workflows=workflows,
         recent_runs=[RunRow.of(run) for run in recent],
-        latency_sampled=len(latency_rows) >= LATENCY_SAMPLE_MAX,
     )
 
 
@@ -365,7 +366,9 @@ def _calls_query(ctx: Ctx, in_range: tuple, dialect: str) -> Any:
             func.sum(SpanRecord.completion_tokens),
         )
         .select_from(AgentRun)
-        .join(SpanRecord, SpanRecord.run_id == AgentRun.id)
+        # Through (tenant_id, trace_id), the spans' composite index: a plan on the
+        # run_id index alone degrades badly on PostgreSQL before the first ANALYZE.
+        .join(SpanRecord, sa.and_(SpanRecord.tenant_id == AgentRun.tenant_id, SpanRecord.trace_id == AgentRun.trace_id))
         .where(*in_range, SpanRecord.tenant_id == ctx.tenant_id, SpanRecord.kind == "llm.call")
         .group_by(sa.literal_column("usage_day"), sa.literal_column("usage_model"), sa.literal_column("usage_agent"))
     )
@@ -382,12 +385,42 @@ def _runs_query(in_range: tuple, dialect: str) -> Any:
 
 
 def _latency_query(in_range: tuple) -> Any:
-    return (
-        sa.select(AgentRun.agent_slug, AgentRun.latency_ms)
+    """The finished runs whose latency is a nearest-rank percentile, per agent and overall.
+
+    Window functions rank the latencies inside the database; only the rows at
+    rank ceil(p x n / 100) come back, at most two per agent plus two. Integer
+    arithmetic, (p x n + 99) // 100, gives the same rank on SQLite and PostgreSQL.
+    """
+    finished = (
+        sa.select(
+            AgentRun.agent_slug,
+            AgentRun.latency_ms,
+            func.row_number()
+            .over(partition_by=AgentRun.agent_slug, order_by=[AgentRun.latency_ms, AgentRun.id])
+            .label("agent_rank"),
+            func.count().over(partition_by=AgentRun.agent_slug).label("agent_runs"),
+            func.row_number().over(order_by=[AgentRun.latency_ms, AgentRun.id]).label("run_rank"),
+            func.count().over().label("runs"),
+        )
         .where(*in_range, AgentRun.status.in_(FINISHED))
-        .order_by(AgentRun.created_at.desc())
-        .limit(LATENCY_SAMPLE_MAX)
+        .subquery()
     )
+    wanted = [
+        condition
+        for pct in PERCENTILES
+        for condition in (
+            finished.c.agent_rank == (finished.c.agent_runs * pct + 99) // 100,
+            finished.c.run_rank == (finished.c.runs * pct + 99) // 100,
+        )
+    ]
+    return sa.select(
+        finished.c.agent_slug,
+        finished.c.latency_ms,
+        finished.c.agent_rank,
+        finished.c.agent_runs,
+        finished.c.run_rank,
+        finished.c.runs,
+    ).where(sa.or_(*wanted))
 
 
 def _workflows_query(ctx: Ctx, window: DateRange) -> Any:

@@ -1,11 +1,24 @@
-"""/settings: the signed-in account; workspace settings come later."""
+"""/settings: the signed-in account, and the workspace's providers, API keys and members
+(?tab=providers|api-keys|members opens a tab)."""
 
 from __future__ import annotations
 
 import reflex as rx
 
-from atom_ui.components.empty_state import empty_state, page_header
+from atom_ui.components.empty_state import page_header
+from atom_ui.components.settings_apikeys import apikeys_tab
+from atom_ui.components.settings_common import confirm_dialog
+from atom_ui.components.settings_members import members_tab
+from atom_ui.components.settings_providers import providers_tab
 from atom_ui.state import AuthState
+from atom_ui.states.settings import SettingsState as S
+
+ON_LOAD = [S.load]
+
+
+def _tenant_watch() -> rx.Component:
+    # Remounted when the workspace changes (its key does), so the tabs reload for the new tenant.
+    return rx.box(key=AuthState.tenant_id, on_mount=S.reload_if_tenant_changed, display="none")
 
 
 def _account() -> rx.Component:
@@ -19,15 +32,29 @@ def _account() -> rx.Component:
     )
 
 
+def _tabs() -> rx.Component:
+    return rx.tabs.root(
+        rx.tabs.list(
+            rx.tabs.trigger("Providers", value="providers"),
+            rx.tabs.trigger("API keys", value="api-keys"),
+            rx.tabs.trigger("Members", value="members"),
+        ),
+        rx.tabs.content(rx.box(providers_tab(), padding_top="1rem"), value="providers"),
+        rx.tabs.content(rx.box(apikeys_tab(), padding_top="1rem"), value="api-keys"),
+        rx.tabs.content(rx.box(members_tab(), padding_top="1rem"), value="members"),
+        value=S.tab,
+        on_change=S.set_tab,
+        width="100%",
+    )
+
+
 def page() -> rx.Component:
     return rx.vstack(
-        page_header("Settings", "Your account, and later the workspace's members, API keys and model providers."),
+        _tenant_watch(),
+        page_header("Settings", "Your account, and the workspace's model providers, API keys and members."),
         _account(),
-        empty_state(
-            "settings",
-            "Workspace settings are not here yet",
-            "Members, API keys and model provider keys will be managed here.",
-        ),
+        _tabs(),
+        confirm_dialog(),
         spacing="5",
         width="100%",
     )

@@ -74,7 +74,6 @@ def summary_out(summary: reports.Summary) -> dict[str, Any]:
             }
             for run in summary.recent_runs
         ],
-        "latency_sampled": summary.latency_sampled,
     }
 
 

@@ -1,0 +1,1 @@
+"""Page states: one small substate per page, calling atom_core services only."""
