@@ -7,7 +7,8 @@ process first runs an agent, it cancels the run's task if the run executes
 here. One subscription per process, not a Redis connection per run.
 
 A request only cancels a run of the tenant whose channel carried it, so a
-run id from another tenant does nothing.
+run id from another tenant does nothing. A process runs its agents on one
+event loop (the server's, a worker's, a CLI command's).
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def cancel_here(tenant_id: object, run_id: uuid.UUID) -> bool:
     entry = _running.get(run_id)
     if entry is None or entry[0] != str(tenant_id):
         return False
-    entry[1].cancel()
+    task = entry[1]
+    if not task.cancelling():  # a second cancel would also interrupt the recording of the first
+        task.cancel()
     return True
 
 

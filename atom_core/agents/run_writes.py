@@ -46,8 +46,10 @@ class _Pending:
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
-_queues: dict[uuid.UUID, list[_Pending]] = defaultdict(list)
-_committers: dict[uuid.UUID, asyncio.Task] = {}
+# Per event loop and tenant: a future can only be settled from its own loop.
+_Key = tuple[asyncio.AbstractEventLoop, uuid.UUID]
+_queues: dict[_Key, list[_Pending]] = defaultdict(list)
+_committers: dict[_Key, asyncio.Task] = {}
 
 
 async def commit(ctx: Ctx, write: Write) -> None:
@@ -56,25 +58,26 @@ async def commit(ctx: Ctx, write: Write) -> None:
     Cancelling the caller does not cancel the write (it may share a transaction
     with others): it still commits.
     """
+    key = (asyncio.get_running_loop(), ctx.tenant_id)
     pending = _Pending(ctx, write)
-    _queues[ctx.tenant_id].append(pending)
-    if ctx.tenant_id not in _committers:
-        _committers[ctx.tenant_id] = asyncio.create_task(_commit_queue(ctx.tenant_id))
+    _queues[key].append(pending)
+    if key not in _committers:
+        _committers[key] = asyncio.create_task(_commit_queue(key))
     await asyncio.shield(pending.done)
 
 
-async def _commit_queue(tenant_id: uuid.UUID) -> None:
+async def _commit_queue(key: _Key) -> None:
     group: list[_Pending] = []
     try:
-        while queue := _queues.pop(tenant_id, None):
+        while queue := _queues.pop(key, None):
             group, rest = queue[:MAX_GROUP], queue[MAX_GROUP:]
             if rest:
-                _queues[tenant_id] = rest
+                _queues[key] = rest
             await _commit_group(group)
             group = []
     finally:
-        del _committers[tenant_id]
-        for pending in [*group, *_queues.pop(tenant_id, [])]:  # only if this task itself was cancelled
+        del _committers[key]
+        for pending in [*group, *_queues.pop(key, [])]:  # only if this task itself was cancelled
             pending.done.cancel()
 
 

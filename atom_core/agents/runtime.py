@@ -4,7 +4,8 @@
 3. resolve context (agent, session history);
 4. recall memories (memory interface);
 5. reason: model calls with tool calls until an answer or the iteration cap;
-6. record: run, messages and spans in one transaction;
+6. record: run, messages and spans in one transaction (which concurrent
+   runs of the tenant share: see `run_writes`);
 7. respond with metadata (tokens, cost, latency, trace id).
 
 Events (`run.started`, `token`, `tool.started`, `tool.finished`,
@@ -100,7 +101,7 @@ async def run_agent(
             loop = getattr(exc, "loop", None) or _Loop(messages=[])
             status, error = "failed", getattr(exc, "message", str(exc))
         # 6. record
-        _finish(run, loop, status, error, int((time.perf_counter() - started) * 1000))
+        finished = _finish(run, loop, status, error, int((time.perf_counter() - started) * 1000))
         trace.end(
             root,
             error=error,
@@ -108,7 +109,7 @@ async def run_agent(
             completion_tokens=run.completion_tokens,
             cost_micros=run.cost_micros,
         )
-        await _record(ctx, run, agent, loop, trace)
+        await _record(ctx, run, finished, agent, loop, trace)
         # 7. respond
         await emit("run.finished" if status == "succeeded" else "run.failed", **run_summary(run))
         return RunOutcome(run=run)
@@ -262,24 +263,32 @@ def _as_message(row: AgentMessage) -> dict[str, Any]:
     return message
 
 
-def _finish(run: AgentRun, loop: _Loop, status: str, error: str | None, latency_ms: int) -> None:
-    run.status, run.error, run.output = status, error, loop.output
-    run.model = loop.model or run.model
-    run.prompt_tokens, run.completion_tokens = loop.prompt_tokens, loop.completion_tokens
-    run.cost_micros, run.tool_calls, run.latency_ms = loop.cost_micros, loop.tool_calls, latency_ms
-    run.finished_at = datetime.now(UTC)
+def _finish(run: AgentRun, loop: _Loop, status: str, error: str | None, latency_ms: int) -> dict[str, Any]:
+    """Set the run's final fields; returns them, with its id, to update the row `_start` inserted."""
+    finished = {
+        "status": status,
+        "error": error,
+        "output": loop.output,
+        "model": loop.model or run.model,
+        "prompt_tokens": loop.prompt_tokens,
+        "completion_tokens": loop.completion_tokens,
+        "cost_micros": loop.cost_micros,
+        "tool_calls": loop.tool_calls,
+        "latency_ms": latency_ms,
+        "finished_at": datetime.now(UTC),
+    }
+    for name, value in finished.items():
+        setattr(run, name, value)
+    return {"id": run.id, **finished}
 
 
-_FINISHED = ("status", "error", "output", "model", "prompt_tokens", "completion_tokens", "cost_micros")
-_FINISHED += ("tool_calls", "latency_ms", "finished_at")
-
-
-async def _record(ctx: Ctx, run: AgentRun, agent: Agent, loop: _Loop, trace: TraceRecorder) -> None:
+async def _record(
+    ctx: Ctx, run: AgentRun, finished: dict[str, Any], agent: Agent, loop: _Loop, trace: TraceRecorder
+) -> None:
     """Everything the run produced, committed together (even if the run is
     cancelled meanwhile: `run_writes.commit` finishes what it started)."""
     # Failed exchanges are not kept as messages: they would poison the next turn's history.
     messages = _messages(ctx, run, agent, loop) if run.status == "succeeded" else []
-    finished = {"id": run.id} | {name: getattr(run, name) for name in _FINISHED}  # the row _start inserted
     write = run_writes.Write(
         add=[*messages, _trace_record(ctx, run, trace), *_span_records(ctx, run, trace)],
         update=(AgentRun, finished),
