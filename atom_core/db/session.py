@@ -37,6 +37,11 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")  # SQLite ignores FKs unless asked
     cursor.execute("PRAGMA journal_mode=WAL")  # readers don't block the writer
+    # In WAL mode NORMAL syncs the log at checkpoints, not at every commit: a commit
+    # survives a crash of the process (the promise workflows make: finished steps
+    # never re-run after a kill), only a power loss or OS crash can undo the last
+    # few. FULL's fsync per commit was most of a small transaction's time.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=60000")  # writers queue; under heavy load a wait beats a failure
     cursor.close()
     dbapi_connection.isolation_level = None  # the driver must not BEGIN on its own (see _sqlite_begin)

@@ -1,6 +1,10 @@
 """Who runs the steps: an in-process asyncio executor (embedded mode, no
 Redis), or Dramatiq workers (distributed mode; see `queue.py`). Both run the
-same step function (`steps.execute_step`) and hand on what it returns.
+same step function (`steps.execute_step`) and hand on what it returns. The
+embedded executor also lets a finishing step claim its successors for it
+(`engine.finish`), within its bound and the tenant's cap, so they start
+without a claim transaction of their own; Dramatiq workers each claim what
+they run.
 
 A sweep finds steps no executor will deliver (a hand-off lost in a crash, a
 worker that died holding a lease) and dispatches them again; a duplicate
@@ -11,12 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Iterable
+from contextlib import AsyncExitStack
 from typing import Protocol
 
+from atom_core.errors import RateLimited
 from atom_core.settings import get_settings
 from atom_core.workflows import engine, steps
-from atom_core.workflows.engine import Dispatch
+from atom_core.workflows.engine import Claim, Dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -33,22 +40,53 @@ class EmbeddedExecutor:
         self._tasks: set[asyncio.Task] = set()
         self.loop = asyncio.get_running_loop()
 
-    async def submit(self, dispatches: Iterable[Dispatch]) -> None:
-        for dispatch in dispatches:
-            task = asyncio.create_task(self._run(dispatch))
+    async def submit(self, dispatches: Iterable[Dispatch | Claim]) -> None:
+        for item in dispatches:
+            task = asyncio.create_task(self._run(item) if isinstance(item, Dispatch) else self._run_claimed(item))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
     async def _run(self, dispatch: Dispatch) -> None:
         if dispatch.delay_s > 0:
             await asyncio.sleep(dispatch.delay_s)
+        reserve = self._reserver(dispatch.tenant_id)
         try:
             async with self._gate:
-                following = await steps.execute_step(dispatch.tenant_id, dispatch.run_id, dispatch.step_id)
+                following = await steps.execute_step(
+                    dispatch.tenant_id, dispatch.run_id, dispatch.step_id, reserve=reserve
+                )
         except Exception:  # e.g. the database went away: the sweep dispatches the step again
             logger.exception("workflow step %s of run %s could not run", dispatch.step_id, dispatch.run_id)
             return
         await self.submit(following)
+
+    async def _run_claimed(self, claim: Claim) -> None:
+        """A step a finishing step claimed for this executor, in the room reserved for it."""
+        try:
+            async with claim.slot:
+                following = await steps.run_claimed(claim, self._reserver(claim.run.tenant_id))
+        except Exception:  # its lease runs out and the sweep dispatches it again
+            logger.exception("workflow step %s of run %s could not run", claim.step.id, claim.run.id)
+            return
+        await self.submit(following)
+
+    def _reserver(self, tenant_id: uuid.UUID) -> engine.Reserve:
+        async def reserve() -> AsyncExitStack | None:
+            """Room for one more step now: a place under this executor's bound (never waited
+            for: a claimed step must start at once) and one of the tenant's slots."""
+            if self._gate.locked():
+                return None
+            room = AsyncExitStack()
+            await self._gate.acquire()
+            room.callback(self._gate.release)
+            try:
+                await room.enter_async_context(steps.step_slot(tenant_id))
+            except RateLimited:
+                await room.aclose()
+                return None
+            return room
+
+        return reserve
 
     @property
     def busy(self) -> int:

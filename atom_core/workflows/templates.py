@@ -491,6 +491,27 @@ def referenced_keys(text: str, name: str, *, expression: bool = False) -> set[st
     return found
 
 
+def steps_read(text: str, *, expression: bool = False) -> frozenset[str] | None:
+    """The steps a template reads by constant lookups (`steps.a`, `steps['a']`), or None
+    when it also uses `steps` another way (`steps[name]`, `steps | tojson`) and so may
+    read any step. The engine loads only these steps' outputs to render it."""
+    tree = _tree(text, expression)
+    found, looked_up = set(), set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        if not (isinstance(node.node, nodes.Name) and node.node.name == "steps"):
+            continue
+        if isinstance(node, nodes.Getattr):
+            found.add(node.attr)
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            found.add(node.arg.value)
+        else:
+            continue
+        looked_up.add(id(node.node))
+    if any(name.name == "steps" and id(name) not in looked_up for name in tree.find_all(nodes.Name)):
+        return None
+    return frozenset(found)
+
+
 def referenced_steps(text: str, *, expression: bool = False) -> set[str]:
     """Ids of the steps whose results the template reads (`steps.research.output`, `steps['research']`)."""
     return referenced_keys(text, "steps", expression=expression)

@@ -254,3 +254,11 @@ def test_referenced_keys() -> None:
 def test_analysis_reports_syntax_errors() -> None:
     with pytest.raises(TemplateError, match="line 1"):
         templates.referenced_steps("{{ steps.a ")
+
+
+def test_steps_read_lists_constant_lookups_or_none_when_any_step_may_be_read() -> None:
+    assert templates.steps_read("{{ steps.a.output }} {{ steps['b'].output }}") == {"a", "b"}
+    assert templates.steps_read("steps.c.output > 1", expression=True) == {"c"}
+    assert templates.steps_read("{{ inputs.x }}") == frozenset()
+    assert templates.steps_read("{{ steps[name].output }}") is None  # computed key: any step
+    assert templates.steps_read("{{ steps | tojson }}") is None  # the whole mapping
