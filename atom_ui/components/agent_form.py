@@ -6,7 +6,8 @@ import reflex as rx
 
 from atom_core.agents.service import MAX_TOKENS_LIMIT
 from atom_core.governance.maturity import LEVELS
-from atom_ui.components.forms import form_error
+from atom_ui.components.dialogs import dialog_buttons, dialog_header
+from atom_ui.components.feedback import error_callout
 from atom_ui.states.agents import AgentsState
 
 S = AgentsState
@@ -91,7 +92,7 @@ def _tools() -> rx.Component:
 def _form() -> rx.Component:
     return rx.form(
         rx.vstack(
-            rx.box(form_error(S.form_error), id="agent-form-message", width="100%"),
+            rx.box(error_callout(S.form_error), id="agent-form-message", width="100%"),
             rx.grid(
                 _input("Name", "name", hint="Shown in lists and in the playground."),
                 _input(
@@ -164,12 +165,8 @@ def _form() -> rx.Component:
                 _error("memory_enabled") != "",
                 rx.text(_error("memory_enabled"), size="2", color_scheme="red", role="alert"),
             ),
-            rx.hstack(
-                rx.dialog.close(rx.button("Cancel", type="button", variant="soft", color_scheme="gray")),
-                rx.button(rx.cond(S.editing, "Save changes", "Create agent"), type="submit", loading=S.saving),
-                justify="end",
-                spacing="3",
-                width="100%",
+            dialog_buttons(
+                rx.button(rx.cond(S.editing, "Save changes", "Create agent"), type="submit", loading=S.saving)
             ),
             spacing="4",
             width="100%",
@@ -183,14 +180,7 @@ def _form() -> rx.Component:
 def agent_form_dialog() -> rx.Component:
     return rx.dialog.root(
         rx.dialog.content(
-            rx.hstack(
-                rx.dialog.title(rx.cond(S.editing, "Edit agent", "Create agent"), margin="0"),
-                rx.spacer(),
-                rx.dialog.close(rx.icon_button(rx.icon("x"), variant="ghost", aria_label="Close")),
-                align="center",
-                width="100%",
-                margin_bottom="0.5rem",
-            ),
+            dialog_header(rx.cond(S.editing, "Edit agent", "Create agent"), margin_bottom="0.5rem"),
             rx.dialog.description(
                 "Errors are shown next to the field they concern.", size="2", color_scheme="gray", margin_bottom="1rem"
             ),

@@ -5,6 +5,10 @@ from __future__ import annotations
 import reflex as rx
 
 from atom_ui.components.agent_badges import model_badge, tool_badges
+from atom_ui.components.dialogs import confirm_dialog
+from atom_ui.components.empty_state import empty_state
+from atom_ui.components.pager import more_button
+from atom_ui.components.table import data_table
 from atom_ui.state import AuthState
 from atom_ui.states.agents import AgentRow, AgentsState
 
@@ -76,30 +80,8 @@ def _row(row: AgentRow) -> rx.Component:
 
 def agents_table() -> rx.Component:
     return rx.vstack(
-        rx.box(
-            rx.table.root(
-                rx.table.header(
-                    rx.table.row(
-                        rx.table.column_header_cell("Name"),
-                        rx.table.column_header_cell("Slug"),
-                        rx.table.column_header_cell("Model"),
-                        rx.table.column_header_cell("Tools"),
-                        rx.table.column_header_cell("Maturity"),
-                        rx.table.column_header_cell("Actions"),
-                    ),
-                ),
-                rx.table.body(rx.foreach(S.rows, _row)),
-                variant="surface",
-                width="100%",
-                aria_label="Agents",
-            ),
-            width="100%",
-            overflow_x="auto",
-        ),
-        rx.cond(
-            S.next_cursor != "",
-            rx.button("Load more", variant="soft", loading=S.loading, on_click=S.load_more),
-        ),
+        data_table(("Name", "Slug", "Model", "Tools", "Maturity", "Actions"), S.rows, _row, label="Agents"),
+        more_button("Load more", cursor=S.next_cursor, on_click=S.load_more, loading=S.loading),
         spacing="3",
         width="100%",
         align="center",
@@ -108,54 +90,31 @@ def agents_table() -> rx.Component:
 
 def agents_empty() -> rx.Component:
     """What to do when the workspace has no agent yet."""
-    return rx.center(
-        rx.vstack(
-            rx.icon("bot", size=40, color=rx.color("accent", 9)),
-            rx.heading("No agents yet", size="4", as_="h2", align="center"),
-            rx.text(
-                "Install a ready-made agent from the Marketplace, or create one from scratch.",
-                color_scheme="gray",
-                align="center",
-                max_width="32rem",
+    return empty_state(
+        "bot",
+        "No agents yet",
+        "Install a ready-made agent from the Marketplace, or create one from scratch.",
+        rx.hstack(
+            rx.link(rx.button(rx.icon("store", size=16), "Browse the Marketplace"), href="/marketplace"),
+            rx.cond(
+                CAN_WRITE,
+                rx.button(rx.icon("plus", size=16), "Create agent", variant="soft", on_click=S.open_create),
             ),
-            rx.hstack(
-                rx.link(rx.button(rx.icon("store", size=16), "Browse the Marketplace"), href="/marketplace"),
-                rx.cond(
-                    CAN_WRITE,
-                    rx.button(rx.icon("plus", size=16), "Create agent", variant="soft", on_click=S.open_create),
-                ),
-                spacing="3",
-                wrap="wrap",
-                justify="center",
-            ),
-            align="center",
             spacing="3",
+            wrap="wrap",
+            justify="center",
         ),
-        border=f"1px dashed {rx.color('gray', 7)}",
-        border_radius="var(--radius-4)",
-        padding="3rem 1.5rem",
-        width="100%",
-        data_testid="agents-empty",
+        test_id="agents-empty",
     )
 
 
 def delete_confirm() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title("Delete " + S.delete_name + "?"),
-            rx.alert_dialog.description(
-                "The agent and its settings are removed from this workspace. This cannot be undone.",
-                size="2",
-            ),
-            rx.hstack(
-                rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray")),
-                rx.button("Delete agent", color_scheme="red", loading=S.deleting, on_click=S.confirm_delete),
-                justify="end",
-                spacing="3",
-                margin_top="1rem",
-            ),
-            max_width="28rem",
-        ),
+    return confirm_dialog(
+        "Delete " + S.delete_name + "?",
+        "The agent and its settings are removed from this workspace. This cannot be undone.",
+        confirm_label="Delete agent",
+        on_confirm=S.confirm_delete,
+        loading=S.deleting,
         open=S.delete_open,
         on_open_change=S.set_delete_open,
     )

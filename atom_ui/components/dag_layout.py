@@ -26,7 +26,7 @@ LAYER_GAP_TB = 110
 SIBLING_GAP_TB = NODE_WIDTH + 40
 
 # Step statuses (atom_core.workflows.models) -> Radix colour scale (background 3, border 9, text 12).
-_STATUS_COLORS: dict[str, str] = {
+STEP_STATUS_COLORS: dict[str, str] = {
     "pending": "gray",
     "running": "blue",
     "waiting": "amber",
@@ -35,9 +35,9 @@ _STATUS_COLORS: dict[str, str] = {
     "skipped": "gray",
     "cancelled": "gray",
 }
-_MUTED = frozenset({"skipped", "cancelled"})
+MUTED_STATUSES = frozenset({"skipped", "cancelled"})
 # In the editor (no run yet) a node is coloured by its step type.
-_TYPE_COLORS: dict[str, str] = {
+STEP_TYPE_COLORS: dict[str, str] = {
     "agent": "indigo",
     "tool": "teal",
     "approval": "amber",
@@ -135,10 +135,10 @@ def stylesheet() -> str:
         f"{node}{{width:{NODE_WIDTH}px;font-size:12px;line-height:1.35;white-space:pre-line;"
         "border-radius:8px;border-width:2px;border-style:solid;padding:8px;box-shadow:none}",
         *(
-            _rule(f"{node}.dag-status-{status}", scale, muted=status in _MUTED, strong=status != "pending")
-            for status, scale in _STATUS_COLORS.items()
+            _rule(f"{node}.dag-status-{status}", scale, muted=status in MUTED_STATUSES, strong=status != "pending")
+            for status, scale in STEP_STATUS_COLORS.items()
         ),
-        *(_rule(f"{node}.dag-type-{kind}", scale, strong=False) for kind, scale in _TYPE_COLORS.items()),
+        *(_rule(f"{node}.dag-type-{kind}", scale, strong=False) for kind, scale in STEP_TYPE_COLORS.items()),
         f"{node}.dag-error{{border:3px solid var(--red-9)}}",
     ]
     return "\n".join(rules)
@@ -169,9 +169,9 @@ def graph(
     for step in steps:
         status = statuses.get(step.id, "pending") if statuses is not None else None
         if status is not None:
-            css = f"dag-node dag-status-{status if status in _STATUS_COLORS else 'pending'}"
+            css = f"dag-node dag-status-{status if status in STEP_STATUS_COLORS else 'pending'}"
         else:
-            css = f"dag-node dag-type-{step.type if step.type in _TYPE_COLORS else 'agent'}"
+            css = f"dag-node dag-type-{step.type if step.type in STEP_TYPE_COLORS else 'agent'}"
         if step.id == error_step:
             css += " dag-error"
         x, y = placed[step.id]

@@ -1,4 +1,5 @@
-"""Form pieces: a labelled input with its inline error, and a form-level error."""
+"""Form pieces: a labelled input with its inline error, and a form-level notice
+(a form-level error is `feedback.error_callout`)."""
 
 from __future__ import annotations
 
@@ -36,13 +37,6 @@ def text_field(
         ),
         spacing="1",
         width="100%",
-    )
-
-
-def form_error(message: rx.Var[str]) -> rx.Component:
-    return rx.cond(
-        message != "",
-        rx.callout(message, icon="circle_alert", color_scheme="red", role="alert", width="100%"),
     )
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import reflex as rx
 
 from atom_ui.components.agent_badges import model_badge, tool_badges
+from atom_ui.components.dialogs import confirm_dialog, dialog_buttons, dialog_header
+from atom_ui.components.empty_state import empty_state
 from atom_ui.state import AuthState
 from atom_ui.states.marketplace import CardGroup, CategoryOption, MarketplaceState, TemplateCard
 
@@ -128,24 +130,12 @@ def card_group(group: CardGroup) -> rx.Component:
 
 
 def no_results() -> rx.Component:
-    return rx.center(
-        rx.vstack(
-            rx.icon("search_x", size=40, color=rx.color("accent", 9)),
-            rx.heading("No template matches your search", size="4", as_="h2", align="center"),
-            rx.text(
-                "Try fewer or other words (every word must appear), or look in all categories.",
-                color_scheme="gray",
-                align="center",
-            ),
-            rx.button("Clear search", rx.icon("rotate_ccw", size=14), variant="soft", on_click=S.clear_search),
-            align="center",
-            spacing="3",
-        ),
-        border=f"1px dashed {rx.color('gray', 7)}",
-        border_radius="var(--radius-4)",
-        padding="3rem 1.5rem",
-        width="100%",
-        data_testid="marketplace-no-results",
+    return empty_state(
+        "search_x",
+        "No template matches your search",
+        "Try fewer or other words (every word must appear), or look in all categories.",
+        rx.button("Clear search", rx.icon("rotate_ccw", size=14), variant="soft", on_click=S.clear_search),
+        test_id="marketplace-no-results",
     )
 
 
@@ -163,15 +153,11 @@ def detail_dialog() -> rx.Component:
     return rx.dialog.root(
         rx.dialog.content(
             rx.vstack(
-                rx.hstack(
-                    rx.dialog.title(d.name, margin="0"),
+                dialog_header(
+                    d.name,
                     rx.badge(d.category_label, variant="surface"),
                     installed_badge(S.detail_installed),
-                    rx.spacer(),
-                    rx.dialog.close(rx.icon_button(rx.icon("x"), variant="ghost", aria_label="Close")),
-                    align="center",
                     wrap="wrap",
-                    width="100%",
                 ),
                 rx.dialog.description(d.description, size="2", color_scheme="gray"),
                 _section("Persona", rx.text(d.persona, size="2")),
@@ -218,8 +204,7 @@ def detail_dialog() -> rx.Component:
                         data_testid="install-done",
                     ),
                 ),
-                rx.hstack(
-                    rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray")),
+                dialog_buttons(
                     rx.cond(
                         CAN_WRITE,
                         rx.button(
@@ -232,8 +217,7 @@ def detail_dialog() -> rx.Component:
                             content="Viewers cannot install agents",
                         ),
                     ),
-                    justify="end",
-                    width="100%",
+                    cancel_label="Close",
                 ),
                 spacing="4",
                 width="100%",
@@ -247,48 +231,40 @@ def detail_dialog() -> rx.Component:
 
 
 def install_confirm() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title("Install " + S.detail.name + "?"),
-            rx.alert_dialog.description(
-                "It becomes an agent of this workspace with the template's prompt, tools and model. "
-                "You can change all of it afterwards.",
-                size="2",
-            ),
-            rx.vstack(
-                rx.el.label(rx.text("Agent slug", size="2", weight="medium"), html_for="install-slug"),
-                rx.input(
-                    id="install-slug",
-                    value=S.install_slug,
-                    on_change=S.set_install_slug,
-                    aria_invalid=rx.cond(S.install_error != "", "true", "false"),
-                    aria_describedby="install-slug-message",
-                    color_scheme=rx.cond(S.install_error != "", "red", "gray"),
-                    width="100%",
-                ),
-                rx.cond(
-                    S.install_error != "",
-                    rx.text(S.install_error, size="2", color_scheme="red", role="alert", id="install-slug-message"),
-                    rx.text(
-                        "Lower-case letters, digits and dashes; unique in this workspace.",
-                        size="1",
-                        color_scheme="gray",
-                        id="install-slug-message",
-                    ),
-                ),
-                spacing="1",
+    return confirm_dialog(
+        "Install " + S.detail.name + "?",
+        "It becomes an agent of this workspace with the template's prompt, tools and model. "
+        "You can change all of it afterwards.",
+        body=rx.vstack(
+            rx.el.label(rx.text("Agent slug", size="2", weight="medium"), html_for="install-slug"),
+            rx.input(
+                id="install-slug",
+                value=S.install_slug,
+                on_change=S.set_install_slug,
+                aria_invalid=rx.cond(S.install_error != "", "true", "false"),
+                aria_describedby="install-slug-message",
+                color_scheme=rx.cond(S.install_error != "", "red", "gray"),
                 width="100%",
-                margin_top="1rem",
             ),
-            rx.hstack(
-                rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray")),
-                rx.button("Confirm install", loading=S.installing, on_click=S.confirm_install),
-                justify="end",
-                spacing="3",
-                margin_top="1rem",
+            rx.cond(
+                S.install_error != "",
+                rx.text(S.install_error, size="2", color_scheme="red", role="alert", id="install-slug-message"),
+                rx.text(
+                    "Lower-case letters, digits and dashes; unique in this workspace.",
+                    size="1",
+                    color_scheme="gray",
+                    id="install-slug-message",
+                ),
             ),
-            max_width="30rem",
+            spacing="1",
+            width="100%",
+            margin_top="1rem",
         ),
+        confirm_label="Confirm install",
+        on_confirm=S.confirm_install,
+        loading=S.installing,
+        destructive=False,
         open=S.confirm_open,
         on_open_change=S.set_confirm_open,
+        max_width="30rem",
     )

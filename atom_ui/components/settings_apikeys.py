@@ -4,41 +4,25 @@ from __future__ import annotations
 
 import reflex as rx
 
-from atom_ui.components.settings_common import (
-    error_callout,
-    field,
-    header_row,
-    role_select,
-    scroll_table,
-    section,
-)
+from atom_ui.components.feedback import error_callout
+from atom_ui.components.pager import more_button
+from atom_ui.components.settings_common import field, role_form, role_select, section
+from atom_ui.components.table import data_table
 from atom_ui.states.settings import KeyRow
 from atom_ui.states.settings import SettingsState as S
 
 
 def _create_form() -> rx.Component:
-    return rx.form(
-        rx.vstack(
-            rx.flex(
-                rx.box(
-                    field("Key name", "name", "apikey-name", S.key_errors.get("name", ""), placeholder="ci-pipeline"),
-                    flex="1",
-                    min_width="12rem",
-                ),
-                role_select("role", "apikey-role", "Key role"),
-                rx.box(rx.button(rx.icon("key_round", size=16), "Create key", type="submit"), padding_top="1.5rem"),
-                spacing="3",
-                align="start",
-                wrap="wrap",
-                width="100%",
-            ),
-            error_callout(S.key_form_error),
-            spacing="2",
-            width="100%",
+    return role_form(
+        rx.box(
+            field("Key name", "name", "apikey-name", S.key_errors.get("name", ""), placeholder="ci-pipeline"),
+            flex="1",
+            min_width="12rem",
         ),
+        role_select("role", "apikey-role", "Key role"),
+        rx.button(rx.icon("key_round", size=16), "Create key", type="submit"),
+        error=S.key_form_error,
         on_submit=S.create_key,
-        reset_on_submit=True,
-        width="100%",
     )
 
 
@@ -81,12 +65,8 @@ def _table() -> rx.Component:
             "No API keys yet. Create one to call the REST API or the CLI from scripts.", size="2", color_scheme="gray"
         ),
         rx.vstack(
-            scroll_table(
-                header_row("Name", "Key", "Role", "Created", "Last used", "Status", ""),
-                rx.table.body(rx.foreach(S.keys, _row)),
-                label="API keys",
-            ),
-            rx.cond(S.keys_cursor != "", rx.button("Show more", variant="soft", on_click=S.more_keys)),
+            data_table(("Name", "Key", "Role", "Created", "Last used", "Status", ""), S.keys, _row, label="API keys"),
+            more_button("Show more", cursor=S.keys_cursor, on_click=S.more_keys),
             spacing="2",
             width="100%",
         ),

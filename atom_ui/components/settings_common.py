@@ -1,4 +1,5 @@
-"""Pieces shared by the settings tabs: labelled fields, role selects, tables, the confirmation dialog."""
+"""Pieces shared by the settings tabs: labelled fields, role selects, one-line forms,
+sections and the confirmation dialog."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from typing import Any
 
 import reflex as rx
 
+from atom_ui.components.dialogs import confirm_dialog
+from atom_ui.components.feedback import error_callout
 from atom_ui.states.settings import SettingsState as S
 
 
@@ -57,22 +60,32 @@ def role_select(name: str, field_id: str, label: str, *, default: str = "member"
     )
 
 
-def header_row(*titles: str) -> rx.Component:
-    return rx.table.header(rx.table.row(*[rx.table.column_header_cell(t, white_space="nowrap") for t in titles]))
-
-
-def error_callout(message: rx.Var[str]) -> rx.Component:
-    return rx.cond(
-        message != "",
-        rx.callout(message, icon="circle_alert", color_scheme="red", role="alert", width="100%"),
-    )
-
-
-def scroll_table(*children: rx.Component, label: str) -> rx.Component:
-    """A table that scrolls sideways on a narrow window rather than squeezing its columns."""
-    return rx.box(
-        rx.table.root(*children, variant="surface", size="2", width="100%", aria_label=label),
-        overflow_x="auto",
+def role_form(
+    field_box: rx.Component,
+    role: rx.Component,
+    submit: rx.Component,
+    *,
+    error: rx.Var[str],
+    on_submit: Any,
+) -> rx.Component:
+    """A one-line form: a field, the role to give, the submit button, and the form's error under them."""
+    return rx.form(
+        rx.vstack(
+            rx.flex(
+                field_box,
+                role,
+                rx.box(submit, padding_top="1.5rem"),
+                spacing="3",
+                align="start",
+                wrap="wrap",
+                width="100%",
+            ),
+            error_callout(error),
+            spacing="2",
+            width="100%",
+        ),
+        on_submit=on_submit,
+        reset_on_submit=True,
         width="100%",
     )
 
@@ -90,33 +103,20 @@ def section(title: str, summary: str, *children: rx.Component) -> rx.Component:
     )
 
 
-def confirm_dialog() -> rx.Component:
+def settings_confirm() -> rx.Component:
     """One dialog for every destructive action; the state knows which one it confirms."""
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title(S.confirm_title),
-            rx.alert_dialog.description(S.confirm_body),
-            rx.hstack(
-                rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray")),
-                rx.alert_dialog.action(
-                    rx.button(
-                        rx.match(
-                            S.confirm_kind,
-                            ("delete_provider", "Delete provider"),
-                            ("revoke_key", "Revoke key"),
-                            ("remove_member", "Remove member"),
-                            "Confirm",
-                        ),
-                        color_scheme="red",
-                        on_click=S.confirm,
-                    )
-                ),
-                justify="end",
-                spacing="3",
-                margin_top="1rem",
-            ),
-            max_width="28rem",
+    return confirm_dialog(
+        S.confirm_title,
+        S.confirm_body,
+        confirm_label=rx.match(
+            S.confirm_kind,
+            ("delete_provider", "Delete provider"),
+            ("revoke_key", "Revoke key"),
+            ("remove_member", "Remove member"),
+            "Confirm",
         ),
+        on_confirm=S.confirm,
+        close_on_confirm=True,
         open=S.confirm_open,
         on_open_change=S.set_confirm_open,
     )

@@ -4,49 +4,32 @@ from __future__ import annotations
 
 import reflex as rx
 
-from atom_ui.components.settings_common import (
-    error_callout,
-    field,
-    header_row,
-    role_select,
-    scroll_table,
-    section,
-)
+from atom_ui.components.feedback import error_callout
+from atom_ui.components.settings_common import field, role_form, role_select, section
+from atom_ui.components.table import data_table
 from atom_ui.states.settings import MemberRow
 from atom_ui.states.settings import SettingsState as S
 
 
 def _add_form() -> rx.Component:
-    return rx.form(
-        rx.vstack(
-            rx.flex(
-                rx.box(
-                    field(
-                        "Member email",
-                        "email",
-                        "member-email",
-                        S.member_errors.get("email", ""),
-                        hint="They need an ATOM account already (they sign up first).",
-                        type="email",
-                        placeholder="colleague@example.com",
-                    ),
-                    flex="1",
-                    min_width="14rem",
-                ),
-                role_select("role", "member-role", "Member role"),
-                rx.box(rx.button(rx.icon("user_plus", size=16), "Add member", type="submit"), padding_top="1.5rem"),
-                spacing="3",
-                align="start",
-                wrap="wrap",
-                width="100%",
+    return role_form(
+        rx.box(
+            field(
+                "Member email",
+                "email",
+                "member-email",
+                S.member_errors.get("email", ""),
+                hint="They need an ATOM account already (they sign up first).",
+                type="email",
+                placeholder="colleague@example.com",
             ),
-            error_callout(S.member_form_error),
-            spacing="2",
-            width="100%",
+            flex="1",
+            min_width="14rem",
         ),
+        role_select("role", "member-role", "Member role"),
+        rx.button(rx.icon("user_plus", size=16), "Add member", type="submit"),
+        error=S.member_form_error,
         on_submit=S.add_member,
-        reset_on_submit=True,
-        width="100%",
     )
 
 
@@ -101,9 +84,5 @@ def members_tab() -> rx.Component:
         "viewer (read only).",
         rx.cond(S.can_manage_members, _add_form()),
         error_callout(S.members_error),
-        scroll_table(
-            header_row("Email", "Role", "Joined", ""),
-            rx.table.body(rx.foreach(S.members, _row)),
-            label="Members",
-        ),
+        data_table(("Email", "Role", "Joined", ""), S.members, _row, label="Members"),
     )

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import reflex as rx
 
-from atom_ui.components.settings_common import error_callout, field, header_row, scroll_table, section
+from atom_ui.components.dialogs import dialog_buttons
+from atom_ui.components.feedback import error_callout
+from atom_ui.components.settings_common import field, section
+from atom_ui.components.table import data_table
 from atom_ui.states.settings import ProviderRow
 from atom_ui.states.settings import SettingsState as S
 
@@ -108,10 +111,8 @@ def _table() -> rx.Component:
             size="2",
             color_scheme="gray",
         ),
-        scroll_table(
-            header_row("Provider", "API key", "Base URL", "Updated", "Connection", ""),
-            rx.table.body(rx.foreach(S.providers, _row)),
-            label="Model providers",
+        data_table(
+            ("Provider", "API key", "Base URL", "Updated", "Connection", ""), S.providers, _row, label="Model providers"
         ),
     )
 
@@ -164,13 +165,7 @@ def _dialog() -> rx.Component:
                         placeholder="https://…",
                     ),
                     error_callout(S.provider_form_error),
-                    rx.hstack(
-                        rx.dialog.close(rx.button("Cancel", type="button", variant="soft", color_scheme="gray")),
-                        rx.button("Save", type="submit", loading=S.provider_busy),
-                        justify="end",
-                        spacing="3",
-                        width="100%",
-                    ),
+                    dialog_buttons(rx.button("Save", type="submit", loading=S.provider_busy)),
                     spacing="3",
                     width="100%",
                 ),

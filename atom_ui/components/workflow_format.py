@@ -1,5 +1,6 @@
 """Plain-text views of workflow data for the workflows and runs pages: money,
-durations, times, truncated outputs and specs as YAML. No Reflex here."""
+durations, truncated outputs and specs as YAML (times and one-line previews are
+in `formatting`). No Reflex here."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 
 import yaml
 
-PREVIEW_CHARS = 160
+from atom_ui.components.formatting import PREVIEW_CHARS
+
 FULL_CHARS = 20_000  # one step's output, shown when the user opens it
 # The previews of a run's steps together stay under this many characters in the page state.
 PREVIEWS_BUDGET = 12_000
@@ -42,15 +44,6 @@ def duration(start: datetime | None, end: datetime | None, *, now: datetime | No
     return f"{hours} h {minutes:02d} min"
 
 
-def when(moment: datetime | None) -> str:
-    """A timestamp as `2025-03-04 17:05 UTC` ("" for none)."""
-    if moment is None:
-        return ""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def as_text(value: Any) -> str:
     """A step's input or output as text: strings as they are, anything else as JSON."""
     if value is None:
@@ -68,12 +61,6 @@ def clip(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[:limit].rstrip() + f"… ({len(text) - limit:,} more characters)"
-
-
-def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
-    """The first line-ish of a text for a table cell."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
 def preview_budget(count: int, *, total: int = PREVIEWS_BUDGET, cap: int = PREVIEW_CHARS) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
+from atom_ui.components.dialogs import dialog_buttons
+from atom_ui.components.feedback import error_callout
 from atom_ui.states.workflows import FREE_INPUT, InputField, WorkflowRunState
 
 S = WorkflowRunState
@@ -82,13 +84,9 @@ def run_dialog() -> rx.Component:
                 rx.center(rx.spinner(), padding="2rem"),
                 rx.form(
                     rx.vstack(
-                        rx.cond(
-                            S.error != "",
-                            rx.callout(S.error, icon="circle_alert", color_scheme="red", role="alert", width="100%"),
-                        ),
+                        error_callout(S.error),
                         rx.cond(S.free_form, _free_form(), rx.foreach(S.fields, _field)),
-                        rx.hstack(
-                            rx.dialog.close(rx.button("Cancel", type="button", variant="soft", color_scheme="gray")),
+                        dialog_buttons(
                             rx.button(
                                 rx.icon("play", size=16),
                                 "Start run",
@@ -96,9 +94,6 @@ def run_dialog() -> rx.Component:
                                 loading=S.starting,
                                 disabled=S.workflow_key == "",
                             ),
-                            justify="end",
-                            width="100%",
-                            spacing="3",
                         ),
                         spacing="4",
                         width="100%",

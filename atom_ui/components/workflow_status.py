@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import reflex as rx
 
-# Run and step statuses -> Radix colour scale (the graph uses the same ones: dag_layout).
-STATUS_COLORS = {
-    "queued": "gray",
-    "pending": "gray",
-    "running": "blue",
-    "waiting": "amber",
-    "succeeded": "green",
-    "failed": "red",
-    "skipped": "gray",
-    "cancelled": "gray",
-}
-STEP_STATUSES = ("pending", "running", "waiting", "succeeded", "failed", "skipped", "cancelled")
-STEP_TYPES = {"agent": "indigo", "tool": "teal", "approval": "amber", "condition": "violet", "map": "cyan"}
+from atom_ui.components.dag_layout import MUTED_STATUSES, STEP_STATUS_COLORS, STEP_TYPE_COLORS
+
+# Run and step statuses -> Radix colour scale: the graph's (dag_layout), and "queued" for runs.
+STATUS_COLORS = {"queued": "gray", **STEP_STATUS_COLORS}
+STEP_STATUSES = tuple(STEP_STATUS_COLORS)
 
 
 def status_badge(status: rx.Var[str], **props) -> rx.Component:
@@ -46,7 +38,7 @@ def _swatch(label: str, scale: str, *, dashed: bool = False) -> rx.Component:
 
 def status_legend() -> rx.Component:
     return rx.flex(
-        *[_swatch(s, STATUS_COLORS[s], dashed=s in ("skipped", "cancelled")) for s in STEP_STATUSES],
+        *[_swatch(s, STATUS_COLORS[s], dashed=s in MUTED_STATUSES) for s in STEP_STATUSES],
         spacing="4",
         wrap="wrap",
         aria_label="Colours by step status",
@@ -55,7 +47,7 @@ def status_legend() -> rx.Component:
 
 def type_legend() -> rx.Component:
     return rx.flex(
-        *[_swatch(kind, scale) for kind, scale in STEP_TYPES.items()],
+        *[_swatch(kind, scale) for kind, scale in STEP_TYPE_COLORS.items()],
         spacing="4",
         wrap="wrap",
         aria_label="Colours by step type",

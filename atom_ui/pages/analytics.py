@@ -6,7 +6,10 @@ from __future__ import annotations
 import reflex as rx
 
 from atom_ui.components.chart_card import chart_card, kpi_card
-from atom_ui.components.empty_state import empty_state, page_header
+from atom_ui.components.dialogs import dialog_header
+from atom_ui.components.empty_state import empty_state
+from atom_ui.components.feedback import error_callout, spinner_block
+from atom_ui.components.page import page_frame, page_header
 from atom_ui.components.trace_view import trace_list
 from atom_ui.state import AuthState
 from atom_ui.states.analytics import PRESETS, AnalyticsState
@@ -196,22 +199,13 @@ def recent_runs() -> rx.Component:
 def trace_dialog() -> rx.Component:
     return rx.dialog.root(
         rx.dialog.content(
-            rx.hstack(
-                rx.dialog.title(AnalyticsState.trace_title, margin="0"),
-                rx.spacer(),
-                rx.dialog.close(rx.icon_button(rx.icon("x"), variant="ghost", aria_label="Close trace")),
-                align="center",
-                width="100%",
-            ),
+            dialog_header(AnalyticsState.trace_title, close_label="Close trace"),
             rx.dialog.description(AnalyticsState.trace_summary, size="2", color_scheme="gray"),
             rx.cond(
                 AnalyticsState.trace_loading,
                 rx.center(rx.spinner(size="3"), padding="2rem"),
                 rx.vstack(
-                    rx.cond(
-                        AnalyticsState.trace_error != "",
-                        rx.callout(AnalyticsState.trace_error, icon="circle_alert", color_scheme="red", role="alert"),
-                    ),
+                    error_callout(AnalyticsState.trace_error),
                     rx.cond(
                         AnalyticsState.trace_run_error != "",
                         rx.callout(AnalyticsState.trace_run_error, icon="triangle_alert", color_scheme="red"),
@@ -230,15 +224,8 @@ def trace_dialog() -> rx.Component:
     )
 
 
-@rx.memo
-def tenant_watch(rest: rx.RestProp) -> rx.Component:
-    """Keyed by the workspace: React mounts it again when the tenant switcher changes
-    tenant (a memo component keeps its own mount hook), and the figures follow."""
-    return rx.box(display="none", on_mount=AnalyticsState.tenant_changed)
-
-
 def page() -> rx.Component:
-    return rx.vstack(
+    return page_frame(
         page_header("Analytics", "Cost, tokens, latency and success per agent, model and day (UTC)."),
         range_filter(),
         rx.hstack(
@@ -247,10 +234,7 @@ def page() -> rx.Component:
             align="center",
             spacing="2",
         ),
-        rx.cond(
-            AnalyticsState.error != "",
-            rx.callout(AnalyticsState.error, icon="circle_alert", color_scheme="red", role="alert", width="100%"),
-        ),
+        error_callout(AnalyticsState.error),
         rx.cond(
             AnalyticsState.loaded & (AnalyticsState.shown_tenant == AuthState.tenant_id),
             rx.vstack(
@@ -268,12 +252,11 @@ def page() -> rx.Component:
                 spacing="4",
                 width="100%",
             ),
-            rx.cond(AnalyticsState.error == "", rx.center(rx.spinner(size="3"), padding="3rem", width="100%")),
+            rx.cond(AnalyticsState.error == "", spinner_block()),
         ),
         trace_dialog(),
-        tenant_watch(key=AuthState.tenant_id),
+        on_tenant_switch=AnalyticsState.tenant_changed,
         spacing="4",
-        width="100%",
         data_testid="analytics-page",
     )
 

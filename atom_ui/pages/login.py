@@ -5,7 +5,8 @@ from __future__ import annotations
 import reflex as rx
 
 from atom_ui.components.auth_card import auth_card
-from atom_ui.components.forms import form_error, form_notice, text_field
+from atom_ui.components.feedback import error_callout
+from atom_ui.components.forms import form_notice, text_field
 from atom_ui.state import AuthState
 
 
@@ -15,7 +16,7 @@ def page() -> rx.Component:
         "Sign in",
         "Welcome back. Sign in to your workspace.",
         form_notice(AuthState.notice),
-        form_error(AuthState.form_error),
+        error_callout(AuthState.form_error),
         rx.form(
             rx.vstack(
                 text_field("Email", "email", errors.get("email", ""), type="email", auto_complete="email"),

@@ -5,17 +5,13 @@ from __future__ import annotations
 import reflex as rx
 
 from atom_ui.components.chat_transcript import composer, transcript
-from atom_ui.components.empty_state import empty_state, page_header
-from atom_ui.state import AuthState
+from atom_ui.components.empty_state import empty_state
+from atom_ui.components.feedback import loaded_body
+from atom_ui.components.page import page_frame, page_header
 from atom_ui.states.playground import AgentOption, SessionOption
 from atom_ui.states.playground import PlaygroundState as S
 
 ON_LOAD = [S.load]
-
-
-def _tenant_watch() -> rx.Component:
-    # Remounted when the workspace changes (its key does), so the page reloads for the new tenant.
-    return rx.box(key=AuthState.tenant_id, on_mount=S.reload_if_tenant_changed, display="none")
 
 
 def _agent_select() -> rx.Component:
@@ -113,18 +109,13 @@ def _chat() -> rx.Component:
 
 
 def page() -> rx.Component:
-    return rx.vstack(
-        _tenant_watch(),
+    return page_frame(
         page_header("Playground", "Talk to an agent and watch each step: tool calls, tokens, cost and time."),
-        rx.cond(
-            S.load_error != "",
-            rx.callout(S.load_error, icon="circle_alert", color_scheme="red", role="alert", width="100%"),
-            rx.cond(
-                ~S.loaded,
-                rx.center(rx.spinner(size="3"), padding="3rem", width="100%"),
-                rx.cond(S.agents.length() == 0, _no_agents(), _chat()),
-            ),
+        loaded_body(
+            rx.cond(S.agents.length() == 0, _no_agents(), _chat()),
+            error=S.load_error,
+            waiting=~S.loaded,
         ),
+        on_tenant_switch=S.reload_if_tenant_changed,
         spacing="4",
-        width="100%",
     )

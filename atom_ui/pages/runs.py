@@ -7,7 +7,12 @@ from __future__ import annotations
 import reflex as rx
 
 from atom_ui.components.dag_graph import dag_graph
-from atom_ui.components.empty_state import page_header
+from atom_ui.components.dialogs import confirm_dialog, dialog_buttons
+from atom_ui.components.empty_state import empty_state
+from atom_ui.components.feedback import alert, loaded_body, spinner_block
+from atom_ui.components.page import page_frame, page_header, tenant_watch
+from atom_ui.components.pager import cursor_pager, pager
+from atom_ui.components.table import data_table
 from atom_ui.components.workflow_status import status_badge, status_legend
 from atom_ui.state import AuthState
 from atom_ui.states.runs import STATUS_FILTERS, RunRow, RunsState, RunState, StepRow
@@ -47,31 +52,6 @@ def _row(row: RunRow) -> rx.Component:
     )
 
 
-def _pager() -> rx.Component:
-    return rx.cond(
-        (L.page > 1) | (L.next_cursor != ""),
-        rx.hstack(
-            rx.button(
-                rx.icon("chevron_left", size=16),
-                "Previous",
-                variant="soft",
-                disabled=L.page <= 1,
-                on_click=L.previous_page,
-            ),
-            rx.text("Page ", L.page.to_string(), size="2", color_scheme="gray"),
-            rx.button(
-                "Next",
-                rx.icon("chevron_right", size=16),
-                variant="soft",
-                disabled=L.next_cursor == "",
-                on_click=L.next_page,
-            ),
-            align="center",
-            spacing="3",
-        ),
-    )
-
-
 def _filter() -> rx.Component:
     return rx.hstack(
         rx.select.root(
@@ -97,84 +77,38 @@ def _filter() -> rx.Component:
 
 
 def _empty() -> rx.Component:
-    return rx.center(
-        rx.vstack(
-            rx.icon("list_checks", size=40, color=rx.color("accent", 9)),
-            rx.cond(
-                L.status_filter == "all",
-                rx.heading("No runs yet", size="4", as_="h2", align="center"),
-                rx.heading("No ", L.status_filter, " runs", size="4", as_="h2", align="center"),
-            ),
-            rx.text(
-                "Runs appear here as soon as a workflow starts. Open a workflow and press Run.",
-                color_scheme="gray",
-                align="center",
-                max_width="32rem",
-            ),
-            rx.link(rx.button(rx.icon("workflow", size=16), "Go to Workflows"), href="/workflows"),
-            align="center",
-            spacing="3",
-        ),
-        border=f"1px dashed {rx.color('gray', 7)}",
-        border_radius="var(--radius-4)",
-        padding="3rem 1.5rem",
-        width="100%",
-        data_testid="runs-empty",
+    return empty_state(
+        "list_checks",
+        rx.cond(L.status_filter == "all", "No runs yet", "No " + L.status_filter + " runs"),
+        "Runs appear here as soon as a workflow starts. Open a workflow and press Run.",
+        rx.link(rx.button(rx.icon("workflow", size=16), "Go to Workflows"), href="/workflows"),
+        test_id="runs-empty",
     )
 
 
 def _list_body() -> rx.Component:
-    return rx.cond(
-        L.error != "",
-        rx.callout(L.error, icon="circle_alert", color_scheme="red", role="alert", width="100%"),
+    return loaded_body(
         rx.cond(
             L.rows.length() > 0,
             rx.vstack(
-                rx.box(
-                    rx.table.root(
-                        rx.table.header(
-                            rx.table.row(
-                                rx.table.column_header_cell("Run"),
-                                rx.table.column_header_cell("Workflow"),
-                                rx.table.column_header_cell("Status"),
-                                rx.table.column_header_cell("Cost"),
-                                rx.table.column_header_cell("Started"),
-                                rx.table.column_header_cell("Took"),
-                            )
-                        ),
-                        rx.table.body(rx.foreach(L.rows, _row)),
-                        variant="surface",
-                        width="100%",
-                        aria_label="Runs",
-                    ),
-                    width="100%",
-                    overflow_x="auto",
-                ),
-                _pager(),
+                data_table(("Run", "Workflow", "Status", "Cost", "Started", "Took"), L.rows, _row, label="Runs"),
+                cursor_pager(L),
                 spacing="3",
                 width="100%",
                 align="center",
             ),
-            rx.cond(L.loading, rx.center(rx.spinner(size="3"), padding="3rem", width="100%"), _empty()),
+            _empty(),
         ),
+        error=L.error,
+        waiting=L.loading & (L.rows.length() == 0),
     )
 
 
 def page() -> rx.Component:
-    return rx.vstack(
-        rx.box(key=AuthState.tenant_id, on_mount=L.reload_if_tenant_changed, display="none"),
-        rx.flex(
-            page_header("Runs", "Every workflow run, with its status, steps and cost."),
-            _filter(),
-            justify="between",
-            align="end",
-            spacing="3",
-            wrap=rx.breakpoints(initial="wrap", sm="nowrap"),
-            width="100%",
-        ),
+    return page_frame(
+        page_header("Runs", "Every workflow run, with its status, steps and cost.", _filter()),
         _list_body(),
-        spacing="5",
-        width="100%",
+        on_tenant_switch=L.reload_if_tenant_changed,
     )
 
 
@@ -191,27 +125,16 @@ def _stat(label: str, value: rx.Component | rx.Var, test_id: str) -> rx.Componen
 
 
 def _cancel_button() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.trigger(
-            rx.button(rx.icon("circle_stop", size=16), "Cancel run", color_scheme="red", variant="soft"),
-        ),
-        rx.alert_dialog.content(
-            rx.alert_dialog.title("Cancel this run?"),
-            rx.alert_dialog.description(
-                "Steps that have not finished are cancelled and nothing more is scheduled. "
-                "Finished steps keep their results; you can resume or rerun the run later.",
-                size="2",
-            ),
-            rx.hstack(
-                rx.alert_dialog.cancel(rx.button("Keep running", variant="soft", color_scheme="gray")),
-                rx.alert_dialog.action(
-                    rx.button("Cancel run", color_scheme="red", on_click=R.cancel, loading=R.cancelling)
-                ),
-                justify="end",
-                spacing="3",
-                padding_top="1rem",
-            ),
-        ),
+    return confirm_dialog(
+        "Cancel this run?",
+        "Steps that have not finished are cancelled and nothing more is scheduled. "
+        "Finished steps keep their results; you can resume or rerun the run later.",
+        trigger=rx.button(rx.icon("circle_stop", size=16), "Cancel run", color_scheme="red", variant="soft"),
+        confirm_label="Cancel run",
+        on_confirm=R.cancel,
+        loading=R.cancelling,
+        cancel_label="Keep running",
+        close_on_confirm=True,
     )
 
 
@@ -234,12 +157,8 @@ def _rerun_dialog() -> rx.Component:
                     value=R.rerun_step,
                     on_change=R.set_rerun_step,
                 ),
-                rx.hstack(
-                    rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray")),
+                dialog_buttons(
                     rx.button(rx.icon("rotate_ccw", size=16), "Rerun", on_click=R.rerun, loading=R.rerunning),
-                    justify="end",
-                    spacing="3",
-                    width="100%",
                 ),
                 spacing="3",
                 padding_top="1rem",
@@ -489,52 +408,23 @@ def _step_row(step: StepRow) -> rx.Component:
 
 
 def _steps_pager() -> rx.Component:
-    return rx.cond(
-        R.steps_pages > 1,
-        rx.hstack(
-            rx.button(
-                rx.icon("chevron_left", size=16),
-                "Previous steps",
-                variant="soft",
-                disabled=R.steps_page <= 1,
-                on_click=R.show_steps_page(R.steps_page - 1),
-            ),
-            rx.text(
-                "Page ", R.steps_page.to_string(), " of ", R.steps_pages.to_string(), size="2", color_scheme="gray"
-            ),
-            rx.button(
-                "Next steps",
-                rx.icon("chevron_right", size=16),
-                variant="soft",
-                disabled=R.steps_page >= R.steps_pages,
-                on_click=R.show_steps_page(R.steps_page + 1),
-            ),
-            align="center",
-            spacing="3",
+    return pager(
+        visible=R.steps_pages > 1,
+        page_text=rx.text(
+            "Page ", R.steps_page.to_string(), " of ", R.steps_pages.to_string(), size="2", color_scheme="gray"
         ),
+        has_previous=R.steps_page > 1,
+        has_next=R.steps_page < R.steps_pages,
+        on_previous=R.show_steps_page(R.steps_page - 1),
+        on_next=R.show_steps_page(R.steps_page + 1),
+        previous_label="Previous steps",
+        next_label="Next steps",
     )
 
 
 def _steps_table() -> rx.Component:
-    return rx.box(
-        rx.table.root(
-            rx.table.header(
-                rx.table.row(
-                    rx.table.column_header_cell("Step"),
-                    rx.table.column_header_cell("Status"),
-                    rx.table.column_header_cell("Attempts"),
-                    rx.table.column_header_cell("Cost"),
-                    rx.table.column_header_cell("Took"),
-                    rx.table.column_header_cell("Output / error"),
-                )
-            ),
-            rx.table.body(rx.foreach(R.steps, _step_row)),
-            variant="surface",
-            width="100%",
-            aria_label="Steps",
-        ),
-        width="100%",
-        overflow_x="auto",
+    return data_table(
+        ("Step", "Status", "Attempts", "Cost", "Took", "Output / error"), R.steps, _step_row, label="Steps"
     )
 
 
@@ -583,20 +473,11 @@ def _detail() -> rx.Component:
 
 def detail_page() -> rx.Component:
     return rx.box(
-        rx.box(key=AuthState.tenant_id, on_mount=R.leave_if_tenant_changed, display="none"),
+        tenant_watch(R.leave_if_tenant_changed),
         rx.cond(
             R.load_error != "",
-            rx.vstack(
-                rx.link("← Runs", href="/runs"),
-                rx.callout(R.load_error, icon="circle_alert", color_scheme="red", role="alert", width="100%"),
-                width="100%",
-                spacing="3",
-            ),
-            rx.cond(
-                R.loading | (R.status == ""),
-                rx.center(rx.spinner(size="3"), padding="3rem", width="100%"),
-                _detail(),
-            ),
+            rx.vstack(rx.link("← Runs", href="/runs"), alert(R.load_error), width="100%", spacing="3"),
+            rx.cond(R.loading | (R.status == ""), spinner_block(), _detail()),
         ),
         on_unmount=R.stop_following,
         width="100%",

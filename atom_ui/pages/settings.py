@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import reflex as rx
 
-from atom_ui.components.empty_state import page_header
+from atom_ui.components.page import page_frame, page_header
 from atom_ui.components.settings_apikeys import apikeys_tab
-from atom_ui.components.settings_common import confirm_dialog
+from atom_ui.components.settings_common import settings_confirm
 from atom_ui.components.settings_members import members_tab
 from atom_ui.components.settings_providers import providers_tab
 from atom_ui.state import AuthState
 from atom_ui.states.settings import SettingsState as S
 
 ON_LOAD = [S.load]
-
-
-def _tenant_watch() -> rx.Component:
-    # Remounted when the workspace changes (its key does), so the tabs reload for the new tenant.
-    return rx.box(key=AuthState.tenant_id, on_mount=S.reload_if_tenant_changed, display="none")
 
 
 def _account() -> rx.Component:
@@ -49,12 +44,10 @@ def _tabs() -> rx.Component:
 
 
 def page() -> rx.Component:
-    return rx.vstack(
-        _tenant_watch(),
+    return page_frame(
         page_header("Settings", "Your account, and the workspace's model providers, API keys and members."),
         _account(),
         _tabs(),
-        confirm_dialog(),
-        spacing="5",
-        width="100%",
+        settings_confirm(),
+        on_tenant_switch=S.reload_if_tenant_changed,
     )

@@ -6,7 +6,8 @@ import reflex as rx
 
 from atom_core.tenancy.validation import PASSWORD_MIN
 from atom_ui.components.auth_card import auth_card
-from atom_ui.components.forms import form_error, text_field
+from atom_ui.components.feedback import error_callout
+from atom_ui.components.forms import text_field
 from atom_ui.state import AuthState
 
 
@@ -15,7 +16,7 @@ def page() -> rx.Component:
     return auth_card(
         "Create your account",
         "You become the owner of a new workspace.",
-        form_error(AuthState.form_error),
+        error_callout(AuthState.form_error),
         rx.form(
             rx.vstack(
                 text_field("Email", "email", errors.get("email", ""), type="email", auto_complete="email"),

@@ -7,7 +7,11 @@ import reflex as rx
 
 from atom_core.seed import DEMO_WORKFLOWS
 from atom_ui.components.dag_graph import dag_graph
-from atom_ui.components.empty_state import page_header
+from atom_ui.components.empty_state import empty_state
+from atom_ui.components.feedback import alert, loaded_body, spinner_block
+from atom_ui.components.page import page_frame, page_header
+from atom_ui.components.pager import cursor_pager
+from atom_ui.components.table import data_table
 from atom_ui.components.workflow_run_dialog import run_dialog
 from atom_ui.components.workflow_status import type_legend
 from atom_ui.state import AuthState
@@ -62,52 +66,15 @@ def _row(row: WorkflowRow) -> rx.Component:
     )
 
 
-def _pager(state) -> rx.Component:
-    return rx.cond(
-        (state.page > 1) | (state.next_cursor != ""),
-        rx.hstack(
-            rx.button(
-                rx.icon("chevron_left", size=16),
-                "Previous",
-                variant="soft",
-                disabled=state.page <= 1,
-                on_click=state.previous_page,
-            ),
-            rx.text("Page ", state.page.to_string(), size="2", color_scheme="gray"),
-            rx.button(
-                "Next",
-                rx.icon("chevron_right", size=16),
-                variant="soft",
-                disabled=state.next_cursor == "",
-                on_click=state.next_page,
-            ),
-            align="center",
-            spacing="3",
-        ),
-    )
-
-
 def _table() -> rx.Component:
     return rx.vstack(
-        rx.box(
-            rx.table.root(
-                rx.table.header(
-                    rx.table.row(
-                        rx.table.column_header_cell("Name"),
-                        rx.table.column_header_cell("Latest version"),
-                        rx.table.column_header_cell("Updated"),
-                        rx.table.column_header_cell(rx.el.span("Actions", class_name="rt-sr-only")),
-                    )
-                ),
-                rx.table.body(rx.foreach(L.rows, _row)),
-                variant="surface",
-                width="100%",
-                aria_label="Workflows",
-            ),
-            width="100%",
-            overflow_x="auto",
+        data_table(
+            ("Name", "Latest version", "Updated", rx.el.span("Actions", class_name="rt-sr-only")),
+            L.rows,
+            _row,
+            label="Workflows",
         ),
-        _pager(L),
+        cursor_pager(L),
         spacing="3",
         width="100%",
         align="center",
@@ -123,64 +90,36 @@ def _demo_link(name: str) -> rx.Component:
 
 
 def _empty() -> rx.Component:
-    return rx.center(
-        rx.vstack(
-            rx.icon("workflow", size=40, color=rx.color("accent", 9)),
-            rx.heading("No workflows yet", size="4", as_="h2", align="center"),
-            rx.text(
-                "A workflow chains agents, tools and human approvals into steps that run in order "
-                "(or side by side). Write one from scratch, or start from a demo. The demos use the "
-                "Data Analyst, Meeting Facilitator and Support Triage agents: install them from the Marketplace first.",
-                color_scheme="gray",
-                align="center",
-                max_width="36rem",
-            ),
-            rx.cond(
-                CAN_WRITE,
-                rx.vstack(
-                    rx.link(
-                        rx.button(rx.icon("plus", size=16), "New workflow"),
-                        href=f"/workflows/{NEW}",
-                    ),
-                    rx.flex(*[_demo_link(name) for name in DEMOS], spacing="2", wrap="wrap", justify="center"),
-                    rx.link("Open the Marketplace", href="/marketplace", size="2"),
-                    align="center",
-                    spacing="3",
-                ),
-                rx.text("Ask a member of this workspace to add one.", size="2", color_scheme="gray"),
-            ),
-            align="center",
-            spacing="3",
-        ),
-        border=f"1px dashed {rx.color('gray', 7)}",
-        border_radius="var(--radius-4)",
-        padding="3rem 1.5rem",
-        width="100%",
-        data_testid="workflows-empty",
-    )
-
-
-def _list_body() -> rx.Component:
-    return rx.cond(
-        L.error != "",
-        rx.vstack(
-            rx.callout(L.error, icon="circle_alert", color_scheme="red", role="alert", width="100%"),
-            rx.button("Try again", variant="soft", on_click=L.load),
-            width="100%",
-        ),
+    return empty_state(
+        "workflow",
+        "No workflows yet",
+        "A workflow chains agents, tools and human approvals into steps that run in order "
+        "(or side by side). Write one from scratch, or start from a demo. The demos use the "
+        "Data Analyst, Meeting Facilitator and Support Triage agents: install them from the Marketplace first.",
         rx.cond(
-            L.rows.length() > 0,
-            _table(),
-            rx.cond(L.loading, rx.center(rx.spinner(size="3"), padding="3rem", width="100%"), _empty()),
+            CAN_WRITE,
+            rx.vstack(
+                rx.link(
+                    rx.button(rx.icon("plus", size=16), "New workflow"),
+                    href=f"/workflows/{NEW}",
+                ),
+                rx.flex(*[_demo_link(name) for name in DEMOS], spacing="2", wrap="wrap", justify="center"),
+                rx.link("Open the Marketplace", href="/marketplace", size="2"),
+                align="center",
+                spacing="3",
+            ),
+            rx.text("Ask a member of this workspace to add one.", size="2", color_scheme="gray"),
         ),
+        test_id="workflows-empty",
+        detail_width="36rem",
     )
 
 
 def page() -> rx.Component:
-    return rx.vstack(
-        rx.box(key=AuthState.tenant_id, on_mount=L.reload_if_tenant_changed, display="none"),
-        rx.flex(
-            page_header("Workflows", "Chain agents, tools and human approvals into repeatable processes."),
+    return page_frame(
+        page_header(
+            "Workflows",
+            "Chain agents, tools and human approvals into repeatable processes.",
             rx.cond(
                 CAN_WRITE,
                 rx.link(
@@ -189,16 +128,15 @@ def page() -> rx.Component:
                     flex_shrink="0",
                 ),
             ),
-            justify="between",
-            align="end",
-            spacing="3",
-            wrap=rx.breakpoints(initial="wrap", sm="nowrap"),
-            width="100%",
         ),
-        _list_body(),
+        loaded_body(
+            rx.cond(L.rows.length() > 0, _table(), _empty()),
+            error=L.error,
+            waiting=L.loading & (L.rows.length() == 0),
+            on_retry=L.load,
+        ),
         run_dialog(),
-        spacing="5",
-        width="100%",
+        on_tenant_switch=L.reload_if_tenant_changed,
     )
 
 
@@ -383,18 +321,13 @@ def _graph_panel() -> rx.Component:
 
 
 def editor_page() -> rx.Component:
-    return rx.vstack(
-        rx.box(key=AuthState.tenant_id, on_mount=E.leave_if_tenant_changed, display="none"),
+    return page_frame(
         rx.cond(
             E.load_error != "",
-            rx.vstack(
-                rx.link("← Workflows", href="/workflows"),
-                rx.callout(E.load_error, icon="circle_alert", color_scheme="red", role="alert", width="100%"),
-                width="100%",
-            ),
+            rx.vstack(rx.link("← Workflows", href="/workflows"), alert(E.load_error), width="100%"),
             rx.cond(
                 E.loading,
-                rx.center(rx.spinner(size="3"), padding="3rem", width="100%"),
+                spinner_block(),
                 rx.vstack(
                     _editor_header(),
                     _demo_picker(),
@@ -411,8 +344,7 @@ def editor_page() -> rx.Component:
             ),
         ),
         run_dialog(),
-        spacing="5",
-        width="100%",
+        on_tenant_switch=E.leave_if_tenant_changed,
     )
 
 

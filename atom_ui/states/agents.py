@@ -22,6 +22,7 @@ from atom_core.agents.tools.builtins import TOOLS
 from atom_core.errors import AtomError, Invalid
 from atom_core.governance.maturity import DEFAULT_LEVEL
 from atom_core.llm import OFFLINE_MODEL
+from atom_ui.components.formatting import preview
 from atom_ui.session import current_ctx, user_message
 from atom_ui.state import AuthState
 
@@ -52,11 +53,6 @@ def model_label(model: str) -> str:
     return OFFLINE_LABEL if model == OFFLINE_MODEL else model
 
 
-def shorten(text: str, limit: int = DESCRIPTION_PREVIEW) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 @dataclass
 class AgentRow:
     """One line of the agents list (no prompt: the list stays small)."""
@@ -79,7 +75,7 @@ def agent_row(agent: Agent) -> AgentRow:
         id=str(agent.id),
         slug=agent.slug,
         name=agent.name,
-        description=shorten(agent.description),
+        description=preview(agent.description, DESCRIPTION_PREVIEW),
         model=agent.model,
         model_label=model_label(agent.model),
         offline=agent.model == OFFLINE_MODEL,

@@ -23,6 +23,7 @@ import reflex as rx
 from atom_core.analytics import reports
 from atom_core.context import Ctx
 from atom_core.errors import AtomError, Invalid
+from atom_ui.components.formatting import exact_usd as usd
 from atom_ui.session import current_ctx, user_message
 
 log = logging.getLogger(__name__)
@@ -36,13 +37,6 @@ DAY_MS = 86_400_000
 
 
 # ---------------------------------------------------------------- formatting
-
-
-def usd(micros: int) -> str:
-    """`$1,234.567891`: dollars with six decimals, the exact micro-dollar amount."""
-    sign = "-" if micros < 0 else ""
-    whole, frac = divmod(abs(int(micros)), 1_000_000)
-    return f"{sign}${whole:,}.{frac:06d}"
 
 
 def count(value: int) -> str:

@@ -31,6 +31,7 @@ from atom_core.agents.run_events import EventSink
 from atom_core.agents.runs import AgentRun
 from atom_core.errors import AtomError
 from atom_core.llm import OFFLINE_MODEL, OFFLINE_PROVIDER
+from atom_ui.components.formatting import exact_usd
 from atom_ui.session import current_ctx, user_message
 from atom_ui.state import GENERIC_ERROR, AuthState
 
@@ -102,13 +103,6 @@ def clip(text: str | None, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def format_cost(micros: int) -> str:
-    """Micro-dollars as dollars with six decimals, exactly: 12 -> "$0.000012"."""
-    sign = "-" if micros < 0 else ""
-    micros = abs(int(micros))
-    return f"{sign}${micros // 1_000_000}.{micros % 1_000_000:06d}"
-
-
 def is_offline(model: str) -> bool:
     return model == OFFLINE_MODEL or model.startswith(f"{OFFLINE_PROVIDER}/")
 
@@ -121,7 +115,7 @@ def meta_line(prompt_tokens: int, completion_tokens: int, cost_micros: int, late
     total = prompt_tokens + completion_tokens
     return (
         f"{total} tokens ({prompt_tokens} prompt + {completion_tokens} completion)"
-        f" · {format_cost(cost_micros)} · {latency_ms} ms"
+        f" · {exact_usd(cost_micros)} · {latency_ms} ms"
     )
 
 

@@ -20,25 +20,18 @@ from typing import Any
 
 import reflex as rx
 
+from atom_core.context import Ctx
 from atom_core.errors import AtomError, Invalid
 from atom_core.infra import events
 from atom_core.workflows import engine
 from atom_core.workflows import service as workflows
 from atom_core.workflows.models import RUN_ACTIVE, StepRun, WorkflowRun
 from atom_ui.components import dag_layout
-from atom_ui.components.workflow_format import (
-    FULL_CHARS,
-    as_text,
-    clip,
-    duration,
-    preview,
-    preview_budget,
-    short_id,
-    usd,
-    when,
-)
+from atom_ui.components.formatting import preview, when
+from atom_ui.components.workflow_format import FULL_CHARS, as_text, clip, duration, preview_budget, short_id, usd
 from atom_ui.session import current_ctx, user_message
-from atom_ui.state import AuthState
+from atom_ui.state import AuthState, _as_uuid
+from atom_ui.states.paging import CursorPages
 
 log = logging.getLogger(__name__)
 
@@ -144,77 +137,29 @@ def spec_steps(spec: dict[str, Any]) -> list[SpecStep]:
     return [SpecStep(node, str(described.get(node.id) or "")) for node in nodes]
 
 
-def _as_uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
-
-
 # ---------------------------------------------------------------------- list
 
 
-class RunsState(rx.State):
+class RunsState(CursorPages, rx.State):
     """/runs: the tenant's workflow runs, newest first, filtered by status, a page at a time."""
 
     rows: list[RunRow] = []
     status_filter: str = "all"
-    loading: bool = False
-    error: str = ""
-    page: int = 1
-    next_cursor: str = ""
-    _cursors: list[str] = []
     _names: dict[str, str] = {}  # workflow id -> name, filled as pages need them
-    _tenant: str = ""
-
-    @rx.event
-    async def load(self):
-        self._cursors, self.page = [""], 1
-        await self._fetch("")
-
-    @rx.event
-    async def reload_if_tenant_changed(self):
-        """on_mount of a marker keyed on the workspace: switching workspace reloads the list."""
-        auth = await self.get_state(AuthState)
-        if auth.tenant_id and self._tenant and auth.tenant_id != self._tenant and not self.loading:
-            await self.load()
 
     @rx.event
     async def set_status_filter(self, value: str):
         self.status_filter = value if value in STATUS_FILTERS else "all"
-        self._cursors, self.page = [""], 1
-        await self._fetch("")
+        await self._first_page()
 
-    @rx.event
-    async def next_page(self):
-        if self.next_cursor:
-            self._cursors.append(self.next_cursor)
-            self.page += 1
-            await self._fetch(self.next_cursor)
-
-    @rx.event
-    async def previous_page(self):
-        if self.page > 1:
-            self._cursors.pop()
-            self.page -= 1
-            await self._fetch(self._cursors[-1])
-
-    async def _fetch(self, cursor: str) -> None:
-        self.loading, self.error = True, ""
-        try:
-            ctx = await current_ctx(self)
-            if str(ctx.tenant_id) != self._tenant:
-                self._names, self._tenant = {}, str(ctx.tenant_id)
-            status = None if self.status_filter == "all" else self.status_filter
-            found = await workflows.list_runs(ctx, status=status, limit=PAGE_SIZE, cursor=cursor or None)
-            for workflow_id in {r.workflow_id for r in found.items} - {uuid.UUID(k) for k in self._names}:
-                self._names[str(workflow_id)] = (await workflows.get_workflow(ctx, workflow_id)).workflow.name
-        except Exception as err:
-            self.rows, self.next_cursor, self.error = [], "", user_message(err)
-        else:
-            self.rows = [run_row(r, self._names.get(str(r.workflow_id), "")) for r in found.items]
-            self.next_cursor = found.next_cursor or ""
-        self.loading = False
+    async def _page(self, ctx: Ctx, cursor: str | None) -> tuple[list[RunRow], str | None]:
+        if str(ctx.tenant_id) != self._tenant:
+            self._names = {}
+        status = None if self.status_filter == "all" else self.status_filter
+        found = await workflows.list_runs(ctx, status=status, limit=PAGE_SIZE, cursor=cursor)
+        for workflow_id in {r.workflow_id for r in found.items} - {uuid.UUID(k) for k in self._names}:
+            self._names[str(workflow_id)] = (await workflows.get_workflow(ctx, workflow_id)).workflow.name
+        return [run_row(r, self._names.get(str(r.workflow_id), "")) for r in found.items], found.next_cursor
 
 
 # -------------------------------------------------------------------- detail

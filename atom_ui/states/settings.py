@@ -12,7 +12,6 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import reflex as rx
@@ -21,6 +20,7 @@ from atom_core.errors import AtomError
 from atom_core.llm import providers
 from atom_core.tenancy import apikeys, permissions
 from atom_core.tenancy import service as tenancy
+from atom_ui.components.formatting import when
 from atom_ui.session import current_ctx, user_message
 from atom_ui.state import AuthState
 
@@ -64,14 +64,6 @@ class MemberRow:
 # --- view-model helpers (pure) ---------------------------------------------------------------
 
 
-def format_time(at: datetime | None) -> str:
-    if at is None:
-        return ""
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def provider_row(info: providers.ProviderInfo) -> ProviderRow:
     if not info.api_key_set:
         key = "no key"
@@ -79,7 +71,7 @@ def provider_row(info: providers.ProviderInfo) -> ProviderRow:
         key = info.api_key_hint
     else:
         key = "set (short key, no hint)"
-    return ProviderRow(info.provider, key, info.api_key_set, info.api_base or "", format_time(info.updated_at))
+    return ProviderRow(info.provider, key, info.api_key_set, info.api_base or "", when(info.updated_at))
 
 
 def key_row(info: apikeys.ApiKeyInfo, *, user_id: str, role: str) -> KeyRow:
@@ -89,8 +81,8 @@ def key_row(info: apikeys.ApiKeyInfo, *, user_id: str, role: str) -> KeyRow:
         name=info.name,
         prefix=info.prefix,
         role=info.role,
-        created=format_time(info.created_at),
-        last_used=format_time(info.last_used_at) or "never",
+        created=when(info.created_at),
+        last_used=when(info.last_used_at) or "never",
         revoked=info.revoked_at is not None,
         can_revoke=info.revoked_at is None
         and ((mine and permissions.can(role, "apikeys.revoke_own")) or permissions.can(role, "apikeys.revoke_any")),
@@ -113,7 +105,7 @@ def member_row(info: tenancy.MemberInfo, *, user_id: str, role: str) -> MemberRo
         and (info.role != "owner" or role == "owner")
         and permissions.ROLE_RANK.get(info.role, 99) <= permissions.ROLE_RANK.get(role, -1)
     )
-    return MemberRow(str(info.user_id), info.email, info.role, format_time(info.created_at), me, editable)
+    return MemberRow(str(info.user_id), info.email, info.role, when(info.created_at), me, editable)
 
 
 def field_errors(err: AtomError, fields: tuple[str, ...]) -> tuple[dict[str, str], str]:

@@ -20,15 +20,18 @@ from typing import Any
 import reflex as rx
 
 from atom_core.agents import service as agents
+from atom_core.context import Ctx
 from atom_core.errors import AtomError, Invalid
 from atom_core.seed import DEMO_WORKFLOWS
 from atom_core.workflows import service as workflows
 from atom_core.workflows import spec as specs
 from atom_core.workflows.models import Workflow
 from atom_ui.components import dag_layout
-from atom_ui.components.workflow_format import preview, spec_yaml, when
+from atom_ui.components.formatting import preview, when
+from atom_ui.components.workflow_format import spec_yaml
 from atom_ui.session import current_ctx, user_message
-from atom_ui.state import AuthState
+from atom_ui.state import AuthState, _as_uuid
+from atom_ui.states.paging import CursorPages
 
 PAGE_SIZE = 25
 EDITOR_MAX_CHARS = (
@@ -124,13 +127,6 @@ def field_key(field: str | None) -> str:
     return field or ""
 
 
-def _as_uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
-
-
 _demo_cache: dict[str, str] = {}
 
 
@@ -148,58 +144,14 @@ async def demo_specs() -> dict[str, str]:
 # ---------------------------------------------------------------------- list
 
 
-class WorkflowsState(rx.State):
+class WorkflowsState(CursorPages, rx.State):
     """/workflows: the tenant's workflows, a page at a time (newest first)."""
 
     rows: list[WorkflowRow] = []
-    loading: bool = False
-    error: str = ""
-    page: int = 1
-    next_cursor: str = ""
-    _cursors: list[str] = []  # the cursor that opened each page shown so far
-    _tenant: str = ""  # the workspace the rows belong to
 
-    @rx.event
-    async def load(self):
-        self._cursors = [""]
-        self.page = 1
-        await self._fetch("")
-
-    @rx.event
-    async def reload_if_tenant_changed(self):
-        """on_mount of a marker keyed on the workspace: switching workspace reloads the list."""
-        auth = await self.get_state(AuthState)
-        if auth.tenant_id and self._tenant and auth.tenant_id != self._tenant and not self.loading:
-            await self.load()
-
-    @rx.event
-    async def next_page(self):
-        if not self.next_cursor:
-            return
-        self._cursors.append(self.next_cursor)
-        self.page += 1
-        await self._fetch(self.next_cursor)
-
-    @rx.event
-    async def previous_page(self):
-        if self.page <= 1:
-            return
-        self._cursors.pop()
-        self.page -= 1
-        await self._fetch(self._cursors[-1])
-
-    async def _fetch(self, cursor: str) -> None:
-        self.loading, self.error = True, ""
-        try:
-            ctx = await current_ctx(self)
-            found = await workflows.list_workflows(ctx, limit=PAGE_SIZE, cursor=cursor or None)
-            self._tenant = str(ctx.tenant_id)
-        except Exception as err:
-            self.rows, self.next_cursor, self.error = [], "", user_message(err)
-        else:
-            self.rows = [workflow_row(w) for w in found.items]
-            self.next_cursor = found.next_cursor or ""
-        self.loading = False
+    async def _page(self, ctx: Ctx, cursor: str | None) -> tuple[list[WorkflowRow], str | None]:
+        found = await workflows.list_workflows(ctx, limit=PAGE_SIZE, cursor=cursor)
+        return [workflow_row(w) for w in found.items], found.next_cursor
 
 
 # -------------------------------------------------------------------- editor

@@ -21,6 +21,7 @@ from atom_core.errors import Conflict, Forbidden, NotFound
 from atom_core.llm import OFFLINE_MODEL, providers
 from atom_core.tenancy import apikeys
 from atom_core.tenancy import service as tenancy
+from atom_ui.components.formatting import exact_usd
 from atom_ui.states import playground as pg
 from atom_ui.states import settings as st
 from atom_ui.states.playground import PlaygroundState
@@ -35,10 +36,10 @@ PROVIDER_KEY = "sk-test-abcdefghijklmnop1234"
 
 
 def test_format_cost_is_exact_with_six_decimals() -> None:
-    assert pg.format_cost(0) == "$0.000000"
-    assert pg.format_cost(12) == "$0.000012"
-    assert pg.format_cost(1_234_567) == "$1.234567"
-    assert pg.format_cost(-5) == "-$0.000005"
+    assert exact_usd(0) == "$0.000000"
+    assert exact_usd(12) == "$0.000012"
+    assert exact_usd(1_234_567) == "$1.234567"
+    assert exact_usd(-5) == "-$0.000005"
 
 
 def test_meta_line_and_model_label() -> None:

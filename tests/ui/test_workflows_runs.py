@@ -19,7 +19,7 @@ from atom_core.workflows import executors
 from atom_core.workflows import service as workflows
 from atom_core.workflows import spec as specs
 from atom_core.workflows.models import StepRun
-from atom_ui.components import dag_layout
+from atom_ui.components import dag_layout, formatting
 from atom_ui.components import workflow_format as fmt
 from atom_ui.states import runs as run_states
 from atom_ui.states import workflows as workflow_states
@@ -126,13 +126,13 @@ def test_money_and_durations() -> None:
     assert fmt.duration(start, start + timedelta(seconds=1.25)) == "1.2 s"
     assert fmt.duration(start, start + timedelta(seconds=184)) == "3 min 04 s"
     assert fmt.duration(start, start + timedelta(hours=2, minutes=5)) == "2 h 05 min"
-    assert fmt.when(start) == "2025-01-01 00:00 UTC"
+    assert formatting.when(start) == "2025-01-01 00:00 UTC"
 
 
 def test_outputs_are_previewed_within_a_budget() -> None:
     assert fmt.as_text({"a": 1}) == '{\n  "a": 1\n}'
     assert fmt.clip("x" * 50, 10) == "x" * 10 + "… (40 more characters)"
-    assert fmt.preview("a\n\n b   c") == "a b c"
+    assert formatting.preview("a\n\n b   c") == "a b c"
     assert fmt.preview_budget(1) == fmt.PREVIEW_CHARS
     assert fmt.preview_budget(200) * 200 <= fmt.PREVIEWS_BUDGET
     row = StepRun(tenant_id=uuid.uuid4(), run_id=uuid.uuid4(), step_id="s", output="y" * 10_000, status="succeeded")
