@@ -30,7 +30,7 @@ from tests import workflow_tools
 from tests.conftest import PASSWORD, PgDatabase, libpq
 
 COMBINATIONS = [("embedded", "embedded"), ("server", "embedded"), ("server", "distributed")]
-WORKER_SECRET = "test-secret-shared-with-workers"
+WORKER_SECRET = "test-secret-shared-with-the-worker-processes"
 SETTLED = frozenset({"succeeded", "failed", "cancelled", "waiting"})
 
 
