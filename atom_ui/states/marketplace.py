@@ -155,7 +155,9 @@ class MarketplaceState(rx.State):
 
     @rx.event
     async def load(self):
-        """on_load: the catalog (read from disk off the event loop, once per process) and what is installed."""
+        """on_load: the catalog (read from disk off the event loop, once per process) and what is installed.
+        A dialog left open when the user navigated away stays closed on return."""
+        self.detail_open = False
         self.loading = True
         self.error = ""
         yield
