@@ -33,7 +33,7 @@ _sessions: async_sessionmaker[AsyncSession] | None = None
 _sqlite_writer: asyncio.Lock | None = None  # see _writer_turn
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")  # SQLite ignores FKs unless asked
     cursor.execute("PRAGMA journal_mode=WAL")  # readers don't block the writer
@@ -60,7 +60,7 @@ def _sqlite_begin(conn) -> None:
 def build_engine(url: str, **kwargs: object) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, **kwargs)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
@@ -81,6 +81,9 @@ def get_engine() -> AsyncEngine:
 async def dispose_engine() -> None:
     """Close the pool (end of a CLI command, a test, or a settings change)."""
     global _engine, _sessions, _sqlite_writer
+    from atom_core.db.direct import close_direct  # it builds on this module
+
+    await asyncio.to_thread(close_direct)
     if _engine is not None:
         await _engine.dispose()
     _engine = _sessions = _sqlite_writer = None
@@ -105,6 +108,13 @@ def _writer_turn(engine: AsyncEngine, readonly: bool) -> AbstractAsyncContextMan
     busy_timeout still arbitrates between processes."""
     if readonly or engine.dialect.name != "sqlite" or _sqlite_writer is None:
         return nullcontext()
+    return _sqlite_writer
+
+
+def sqlite_writer() -> asyncio.Lock:
+    """The turn this process's SQLite writers take (see `_writer_turn`)."""
+    get_engine()
+    assert _sqlite_writer is not None
     return _sqlite_writer
 
 

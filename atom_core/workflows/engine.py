@@ -11,33 +11,34 @@ A claimed step holds a lease its worker renews (`heartbeat`). A step whose
 lease ran out was interrupted (its worker died): the next claim runs it again,
 while finished steps are never run twice. An executor that runs a step's
 successors itself (the embedded one) may have `finish` claim them in the same
-transaction (`reserve`): they then start without a claim transaction of their
-own, and if they never start their lease runs out like any other.
+transaction (`room`): they then start without a claim transaction of their
+own; one it then finds no room for is given back (`release`).
 
-A transition reads every step's scheduling columns (status, attempts, queued
-or not) but the heavier ones (outputs, inputs, progress, times) only of the
-steps it needs: the one it acts on and those whose outputs a template to
-render reads (`Graph.reads`). It writes back only what changed, with plain
-UPDATE statements, and the events in one INSERT: loading and flushing every
-step row as an ORM object made a step's cost grow with the run's length.
+A transition is plain synchronous code (`transact`) run inside one
+transaction on a `stores` connection: a plain sqlite3 connection on its own
+thread for the embedded SQLite database (one thread round trip per
+transition), or a SQLAlchemy session otherwise. It reads every step's
+scheduling columns (status, attempts, queued or not) but the heavier ones
+(outputs, inputs, progress, times) only of the steps it needs: the one it acts
+on and those whose outputs a template to render reads (`Graph.reads`). It
+writes back only what changed, and the events in one INSERT.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, case, insert, null
-from sqlmodel import delete, select, update
+from sqlmodel import select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from atom_core.context import Ctx
 from atom_core.db import session_scope
+from atom_core.db.direct import get_direct
 from atom_core.db.session import rls_scope
 from atom_core.errors import NotFound
 from atom_core.infra import events
@@ -50,14 +51,15 @@ from atom_core.workflows.models import (
     STEP_FINAL,
     ActiveRun,
     StepRun,
-    WorkflowEvent,
     WorkflowRun,
     WorkflowVersion,
 )
+from atom_core.workflows.stores import DETAIL, RUN_COLUMNS, RUNS, STEPS, SessionStore, SqliteStore
 
 logger = logging.getLogger(__name__)
 MAP_ITEMS_MAX = 1000
 BACKOFF_MAX_S = 3600.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -72,24 +74,18 @@ class Dispatch:
 
 @dataclass
 class Claim:
-    """A step this worker now owns, with its rendered input. `slot` is what the
-    executor reserved for a step `finish` claimed on its behalf (see `reserve`)."""
+    """A step this worker now owns, with its rendered input."""
 
-    run: WorkflowRun
+    run: RunRow
     step: specs.StepSpec
     attempt: int
     input: Any
     progress: dict[str, Any]
-    slot: Any = None
 
     @property
     def ctx(self) -> Ctx:
         """Steps act as the run's starter, with the role they had when starting it."""
         return Ctx(tenant_id=self.run.tenant_id, user_id=self.run.user_id, role=self.run.role, actor=self.run.actor)
-
-
-# A reservation for one more step to run in this process now, or None if there is no room.
-Reserve = Callable[[], Awaitable[Any]]
 
 
 # ---------------------------------------------------------------- the graph
@@ -161,139 +157,131 @@ def _reads(text: str, expression: bool) -> frozenset[str] | None:
 # ---------------------------------------------------------------- run state
 
 
-class StepRow:
-    """One step row as a transition sees it. Always: `id`, `step_id`, `status`,
-    `attempts`, `error`, `cost_micros` and `queued` (`queued_at` is set); the
-    other columns only once loaded (`RunState.load`). Assignments are kept in
-    `changes` and written back when the transition ends."""
+class Row:
+    """A row as a transition sees it: its loaded columns as attributes, and the
+    assignments made to it kept in `changes`, to be written back at the end."""
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.__dict__.update(values)
         self.__dict__["changes"] = {}
 
     def __getattr__(self, name: str) -> Any:  # only called for what was not loaded
-        raise AttributeError(f"column {name!r} of step {self.__dict__.get('step_id')!r} was not loaded")
+        raise AttributeError(f"column {name!r} of {type(self).__name__} was not loaded")
 
     def __setattr__(self, name: str, value: Any) -> None:
         self.__dict__[name] = value
         self.changes[name] = value
+
+
+class RunRow(Row):
+    """A run's row, every column loaded."""
+
+    def model(self) -> WorkflowRun:
+        return WorkflowRun(**{name: self.__dict__[name] for name in RUN_COLUMNS})
+
+
+class StepRow(Row):
+    """One step row. Always loaded: `id`, `step_id`, `status`, `attempts`,
+    `error`, `cost_micros` and `queued` (`queued_at` is set); the other columns
+    once loaded (`RunState.load`)."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        super().__init__(values)
+        self.__dict__["_full"] = "input" in values
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
         if name == "queued_at":
             self.__dict__["queued"] = value is not None
 
     @property
     def loaded(self) -> bool:
-        return self.__dict__.get("_full", False)
+        return self.__dict__["_full"]
 
 
-_T = StepRun.__table__  # type: ignore[attr-defined]
-_RUNS = WorkflowRun.__table__  # type: ignore[attr-defined]
-_EVENTS = WorkflowEvent.__table__  # type: ignore[attr-defined]
-_SLIM = (_T.c.id, _T.c.step_id, _T.c.status, _T.c.attempts, _T.c.error, _T.c.cost_micros)
-_DETAIL_NAMES = ("input", "output", "progress", "decision", "reused", "queued_at", "due_at", "lease_until")
-_DETAIL = tuple(_T.c[name] for name in (*_DETAIL_NAMES, "started_at", "finished_at"))
-_RUN_COLUMNS = tuple(c.name for c in _RUNS.columns)
+class Store:
+    """What a transition asks of its connection (see `stores`)."""
 
+    session: Any
 
-# Statements built once (building and keying them again on every transition cost
-# as much as running them); tenant, run and the steps loaded in full are parameters.
-def _of_run(*columns: Any) -> Any:
-    return select(*columns).where(_T.c.tenant_id == bindparam("tenant"), _T.c.run_id == bindparam("run"))
-
-
-_FULL = _T.c.step_id.in_(bindparam("full", expanding=True))
-_QUEUED = _T.c.queued_at.is_not(None).label("queued")
-_ROWS_SLIM = _of_run(*_SLIM, _QUEUED)
-_ROWS_ALL = _of_run(*_SLIM, _QUEUED, *_DETAIL)
-_ROWS_SOME = _of_run(*_SLIM, _QUEUED, *(case((_FULL, c), else_=null()).label(c.name) for c in _DETAIL))
-_DETAIL_ALL = _of_run(_T.c.step_id, *_DETAIL)
-_DETAIL_SOME = _DETAIL_ALL.where(_FULL)
-_INSERT_EVENTS = insert(_EVENTS)
-_updates: dict[tuple[Any, tuple[str, ...]], Any] = {}
-
-
-def _update(table: Any, names: tuple[str, ...]) -> Any:
-    """UPDATE table SET each of `names` WHERE id = :row_id (parameters `v_<name>`), built once."""
-    statement = _updates.get((table, names))
-    if statement is None:
-        values = {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in names}
-        statement = update(table).where(table.c.id == bindparam("row_id", type_=table.c.id.type)).values(values)
-        _updates[(table, names)] = statement
-    return statement
+    def lock_run(self, tenant_id: uuid.UUID, run_id: uuid.UUID) -> dict[str, Any] | None: ...
+    def spec(self, tenant_id: uuid.UUID, workflow_id: uuid.UUID, version: int) -> dict[str, Any]: ...
+    def step_rows(self, tenant_id: uuid.UUID, run_id: uuid.UUID, full: Collection[str] | None) -> Iterable[dict]: ...
+    def step_details(self, tenant_id: uuid.UUID, run_id: uuid.UUID, step_ids: list[str] | None) -> Iterable[dict]: ...
+    def update(self, table: Any, names: tuple[str, ...], rows: list[dict[str, Any]]) -> None: ...
+    def insert_events(self, rows: list[dict[str, Any]]) -> None: ...
+    def delete_active(self, run_id: uuid.UUID) -> None: ...
+    def add_active(self, tenant_id: uuid.UUID, run_id: uuid.UUID, since: datetime) -> None: ...
 
 
 @dataclass
 class RunState:
     """A run, its spec and its step rows, loaded under the run's lock."""
 
-    session: AsyncSession
-    run: WorkflowRun
+    store: Store
+    run: RunRow
     spec: specs.WorkflowSpec
     steps: dict[str, StepRow]
     graph: Graph
     published: list[dict[str, Any]] = field(default_factory=list)
     new_events: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
-    loaded_run: dict[str, Any] = field(default_factory=dict)
     moment: datetime = field(default_factory=lambda: now())
+
+    @property
+    def session(self) -> Any:
+        """The SQLAlchemy session, for a transition that writes other tables too (`transact(session=True)`)."""
+        return self.store.session
 
     def emit(self, kind: str, **data: Any) -> None:
         self.run.event_seq += 1
         self.new_events.append((self.run.event_seq, kind, data))
         self.published.append({"id": self.run.event_seq, "type": kind, "run_id": str(self.run.id), **data})
 
-    async def load(self, step_ids: Iterable[str] | None) -> None:
+    def load(self, step_ids: Iterable[str] | None) -> None:
         """Load the remaining columns of these steps (None: of every step). Values
         assigned in this transition are kept."""
-        wanted = [r for r in self.steps.values() if not r.loaded] if step_ids is None else None
-        if wanted is None:
-            wanted = [row for sid in set(step_ids or ()) if (row := self.steps.get(sid)) and not row.loaded]
+        if step_ids is None:
+            wanted = [r for r in self.steps.values() if not r.loaded]
+        else:
+            wanted = [row for sid in set(step_ids) if (row := self.steps.get(sid)) and not row.loaded]
         if not wanted:
             return
-        params: dict[str, Any] = {"tenant": self.run.tenant_id, "run": self.run.id}
-        if len(wanted) < len(self.steps):
-            query, params["full"] = _DETAIL_SOME, [r.step_id for r in wanted]
-        else:
-            query = _DETAIL_ALL
-        for values in (await self.session.exec(query, params=params)).mappings():
+        names = None if len(wanted) == len(self.steps) else [r.step_id for r in wanted]
+        for values in self.store.step_details(self.run.tenant_id, self.run.id, names):
             _merge(self.steps[values["step_id"]], values)
 
-    async def write(self) -> None:
+    def write(self) -> None:
         """What this transition changed: step rows grouped by the columns they set, the run, the events."""
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for row in self.steps.values():
             if row.changes:
                 names = tuple(sorted(row.changes))
-                groups.setdefault(names, []).append({"row_id": row.id} | {f"v_{k}": row.changes[k] for k in names})
-        for names, params in groups.items():
-            await self.session.exec(_update(_T, names), params=params if len(params) > 1 else params[0])
+                groups.setdefault(names, []).append(row.changes | {"id": row.id})
+        for names, rows in groups.items():
+            self.store.update(STEPS, names, rows)
         run = self.run
-        changed = {}
-        for name in _RUN_COLUMNS:
-            value, before = getattr(run, name), self.loaded_run[name]
-            if value is not before and value != before:
-                changed[name] = value
-        if changed:
-            names = tuple(changed)
-            params = {"row_id": run.id} | {f"v_{name}": changed[name] for name in names}
-            await self.session.exec(_update(_RUNS, names), params=params)
+        if run.changes:
+            self.store.update(RUNS, tuple(run.changes), [run.changes | {"id": run.id}])
         if self.new_events:
-            rows = [
-                {
-                    "id": uuid.uuid4(),
-                    "tenant_id": run.tenant_id,
-                    "run_id": run.id,
-                    "seq": seq,
-                    "type": kind,
-                    "data": data,
-                    "created_at": self.moment,
-                }
-                for seq, kind, data in self.new_events
-            ]
-            await self.session.exec(_INSERT_EVENTS, params=rows)
+            self.store.insert_events(
+                [
+                    {
+                        "id": uuid.uuid4(),
+                        "tenant_id": run.tenant_id,
+                        "run_id": run.id,
+                        "seq": seq,
+                        "type": kind,
+                        "data": data,
+                        "created_at": self.moment,
+                    }
+                    for seq, kind, data in self.new_events
+                ]
+            )
 
 
-def _merge(row: StepRow, values: Any) -> None:
-    for name, value in values.items():
-        row.__dict__.setdefault(name, value)  # a value set in this transition wins
+def _merge(row: StepRow, values: dict[str, Any]) -> None:
+    for name in DETAIL:
+        row.__dict__.setdefault(name, values[name])  # a value set in this transition wins
     row.__dict__["_full"] = True
 
 
@@ -309,8 +297,19 @@ def run_topic(run_id: uuid.UUID) -> str:
     return f"workflow-runs:{run_id}"
 
 
-async def load_spec(session: AsyncSession, run: WorkflowRun) -> specs.WorkflowSpec:
+_spec_cache: dict[tuple[uuid.UUID, uuid.UUID, int], specs.WorkflowSpec] = {}
+
+
+def _cached_spec(key: tuple[uuid.UUID, uuid.UUID, int], raw: dict[str, Any]) -> specs.WorkflowSpec:
     """Versions never change, so a parsed spec is cached by (tenant, workflow, version)."""
+    parsed = specs.WorkflowSpec.model_validate(raw)
+    if len(_spec_cache) > 512:
+        _spec_cache.clear()
+    _spec_cache[key] = parsed
+    return parsed
+
+
+async def load_spec(session: AsyncSession, run: WorkflowRun) -> specs.WorkflowSpec:
     key = (run.tenant_id, run.workflow_id, run.version)
     cached = _spec_cache.get(key)
     if cached is not None:
@@ -320,52 +319,56 @@ async def load_spec(session: AsyncSession, run: WorkflowRun) -> specs.WorkflowSp
         WorkflowVersion.workflow_id == run.workflow_id,
         WorkflowVersion.version == run.version,
     )
-    version = (await session.exec(query)).one()
-    parsed = specs.WorkflowSpec.model_validate(version.spec)
-    if len(_spec_cache) > 512:
-        _spec_cache.clear()
-    _spec_cache[key] = parsed
-    return parsed
+    return _cached_spec(key, (await session.exec(query)).one().spec)
 
 
-_spec_cache: dict[tuple[uuid.UUID, uuid.UUID, int], specs.WorkflowSpec] = {}
+def _spec_of(store: Store, run: RunRow) -> specs.WorkflowSpec:
+    key = (run.tenant_id, run.workflow_id, run.version)
+    cached = _spec_cache.get(key)
+    return cached if cached is not None else _cached_spec(key, store.spec(*key))
+
 
 # Which steps to load in full, given the run's graph (None: all of them).
 Detail = Callable[[Graph], Collection[str] | None]
+Act = Callable[[RunState], T]
 
 
-@asynccontextmanager
-async def transition(tenant_id: uuid.UUID, run_id: uuid.UUID, detail: Detail | None = None) -> AsyncIterator[RunState]:
-    """Load and lock a run for one transition; publish its events after commit."""
-    async with session_scope(system_ctx(tenant_id)) as session:
-        query = select(WorkflowRun).where(WorkflowRun.tenant_id == tenant_id, WorkflowRun.id == run_id)
-        run = (await session.exec(query.with_for_update())).first()
-        if run is None:
-            raise NotFound("run not found", field="run_id")
-        session.expunge(run)  # changed by hand, written by `RunState.write` (no ORM flush)
-        spec = await load_spec(session, run)
-        shape = graph(spec)
-        full = detail(shape) if detail is not None else ()
-        params: dict[str, Any] = {"tenant": tenant_id, "run": run_id}
-        if full is None:
-            query = _ROWS_ALL
-        elif full:
-            query, params["full"] = _ROWS_SOME, list(full)
-        else:
-            query = _ROWS_SLIM
-        rows = {}
-        for values in (await session.exec(query, params=params)).mappings():
-            if full is None or values["step_id"] in full:
-                row = StepRow(dict(values) | {"_full": True})
-            else:
-                row = StepRow({c.name: values[c.name] for c in _SLIM} | {"queued": values["queued"]})
-            row.__dict__["queued"] = bool(row.__dict__["queued"])
-            rows[row.step_id] = row
-        loaded_run = {name: getattr(run, name) for name in _RUN_COLUMNS}
-        state = RunState(session, run, spec, rows, shape, loaded_run=loaded_run)
-        yield state
-        await state.write()
+async def transact(
+    tenant_id: uuid.UUID, run_id: uuid.UUID, act: Act[T], detail: Detail | None = None, *, session: bool = False
+) -> T:
+    """Lock the run, `act` on it and write what it changed, in one transaction;
+    publish its events after commit. `act` is synchronous: it runs on the
+    connection's side (see `stores`). `session=True` for an `act` that writes
+    other tables through `state.session` (always a SQLAlchemy session then)."""
+    direct = None if session else get_direct()
+    if direct is not None:
+        state, result = await direct.transaction(
+            lambda connection: _locked(SqliteStore(connection), tenant_id, run_id, act, detail)
+        )
+    else:
+        async with session_scope(system_ctx(tenant_id)) as scope:
+            state, result = await scope.run_sync(
+                lambda sync_session: _locked(SessionStore(sync_session), tenant_id, run_id, act, detail)
+            )
     await publish(state)
+    return result
+
+
+def _locked(
+    store: Store, tenant_id: uuid.UUID, run_id: uuid.UUID, act: Act[T], detail: Detail | None
+) -> tuple[RunState, T]:
+    values = store.lock_run(tenant_id, run_id)
+    if values is None:
+        raise NotFound("run not found", field="run_id")
+    run = RunRow(values)
+    spec = _spec_of(store, run)
+    shape = graph(spec)
+    full = detail(shape) if detail is not None else ()
+    rows = {values["step_id"]: StepRow(values) for values in store.step_rows(tenant_id, run_id, full)}
+    state = RunState(store, run, spec, rows, shape)
+    result = act(state)
+    state.write()
+    return state, result
 
 
 async def publish(state: RunState) -> None:
@@ -395,8 +398,8 @@ def context(state: RunState, reads: Collection[str] | None = None) -> dict[str, 
     return {"inputs": state.run.input, "steps": steps}
 
 
-async def _context_for(state: RunState, reads: frozenset[str] | None) -> dict[str, Any]:
-    await state.load(reads)
+def _context_for(state: RunState, reads: frozenset[str] | None) -> dict[str, Any]:
+    state.load(reads)
     return context(state, reads)
 
 
@@ -424,12 +427,12 @@ def _in_flight(state: RunState) -> int:
     return sum(1 for r in state.steps.values() if r.status == "running" or (r.status == "pending" and r.queued))
 
 
-async def advance(state: RunState) -> list[Dispatch]:
+def advance(state: RunState) -> list[Dispatch]:
     """Skip, pause, evaluate or queue every step that can move, then settle the run."""
     if state.run.status not in RUN_ACTIVE:
         return []
     if state.graph.conditions:
-        await state.load(c for c in state.graph.conditions if state.steps[c].status == "succeeded")
+        state.load(c for c in state.graph.conditions if state.steps[c].status == "succeeded")
     dispatches: list[Dispatch] = []
     limit, in_flight = state.run.max_parallel, _in_flight(state)
     moved = True
@@ -449,19 +452,19 @@ async def advance(state: RunState) -> list[Dispatch]:
                 state.emit("step.waiting", step_id=step.id)
                 moved = True
             elif verdict == "ready" and step.type == "condition":
-                await _decide_condition(state, step, row)
+                _decide_condition(state, step, row)
                 moved = True
             elif verdict == "ready" and in_flight < limit:
                 row.queued_at = row.due_at = state.moment
                 in_flight += 1
                 dispatches.append(Dispatch(state.run.tenant_id, state.run.id, step.id))
-    await settle(state)
+    settle(state)
     return dispatches if state.run.status in RUN_ACTIVE else []
 
 
-async def _decide_condition(state: RunState, step: specs.StepSpec, row: StepRow) -> None:
+def _decide_condition(state: RunState, step: specs.StepSpec, row: StepRow) -> None:
     try:
-        value = bool(templates.evaluate(step.when or "", await _context_for(state, state.graph.reads[step.id])))
+        value = bool(templates.evaluate(step.when or "", _context_for(state, state.graph.reads[step.id])))
     except templates.TemplateError as exc:
         finish_row(row, "failed", error=f"when: {exc}")
         state.emit("step.failed", step_id=step.id, error=row.error)
@@ -477,14 +480,14 @@ def finish_row(row: StepRow, status: str, *, output: Any = None, error: str | No
         row.output = output
 
 
-async def settle(state: RunState) -> None:
+def settle(state: RunState) -> None:
     """The run's status from its steps'."""
     run, rows = state.run, state.steps.values()
     failed = next((r for r in rows if r.status == "failed"), None)
     if failed is not None:
-        await end(state, "failed", error=f"step '{failed.step_id}' failed: {failed.error or 'no reason given'}")
+        end(state, "failed", error=f"step '{failed.step_id}' failed: {failed.error or 'no reason given'}")
     elif all(r.status in STEP_DONE for r in rows):
-        await _succeed(state)
+        _succeed(state)
     elif any(r.status == "waiting" for r in rows) and _in_flight(state) == 0:
         if run.status != "waiting":
             run.status = "waiting"
@@ -493,31 +496,31 @@ async def settle(state: RunState) -> None:
         run.status = "running"
 
 
-async def _succeed(state: RunState) -> None:
+def _succeed(state: RunState) -> None:
     output: Any = None
     if state.spec.output:
         try:
-            output = templates.render(state.spec.output, await _context_for(state, state.graph.output_reads))
+            output = templates.render(state.spec.output, _context_for(state, state.graph.output_reads))
         except templates.TemplateError as exc:
-            await end(state, "failed", error=f"output: {exc}")
+            end(state, "failed", error=f"output: {exc}")
             return
     else:  # no output template: the output of the last step that ran
         ran = [s.id for s in state.spec.steps if state.steps[s.id].status == "succeeded"]
         if ran:
-            await state.load(ran[-1:])
+            state.load(ran[-1:])
             output = state.steps[ran[-1]].output
     state.run.output = output
-    await end(state, "succeeded")
+    end(state, "succeeded")
 
 
-async def end(state: RunState, status: str, *, error: str | None = None) -> None:
+def end(state: RunState, status: str, *, error: str | None = None) -> None:
     run = state.run
     if run.status not in RUN_ACTIVE:
         return
     run.status, run.error, run.finished_at = status, error, now()
     kind = {"succeeded": "run.finished", "failed": "run.failed", "cancelled": "run.cancelled"}[status]
     state.emit(kind, status=status, output=run.output, error=error, cost_usd=run.cost_micros / 1_000_000)
-    await state.session.exec(delete(ActiveRun).where(ActiveRun.run_id == run.id))
+    state.store.delete_active(run.id)
 
 
 # ---------------------------------------------------------------- step leases
@@ -544,29 +547,32 @@ def _with_reads(step_ids: Iterable[str]) -> Detail:
 async def claim(tenant_id: uuid.UUID, run_id: uuid.UUID, step_id: str) -> Claim | Later | None:
     """Take a due step, or an interrupted one whose lease ran out. None when
     there is nothing to do (finished, cancelled, or a duplicate delivery)."""
-    async with transition(tenant_id, run_id, _with_reads([step_id])) as state:
-        row, step = state.steps.get(step_id), state.graph.steps.get(step_id)
-        if state.run.status not in RUN_ACTIVE or row is None or step is None:
-            return None
-        moment = state.moment
-        if row.status == "pending" and row.queued:
-            if row.due_at and row.due_at > moment + timedelta(milliseconds=20):
-                return Later((row.due_at - moment).total_seconds())
-        elif row.status == "running" and row.lease_until:
-            if row.lease_until > moment:
-                return Later((row.lease_until - moment).total_seconds() + 0.5)
-            state.emit("step.interrupted", step_id=step_id, attempt=row.attempts)
-        else:
-            return None
-        return await _take(state, row, step)
+    return await transact(tenant_id, run_id, lambda state: _claim(state, step_id), _with_reads([step_id]))
 
 
-async def _take(state: RunState, row: StepRow, step: specs.StepSpec, slot: Any = None) -> Claim | None:
+def _claim(state: RunState, step_id: str) -> Claim | Later | None:
+    row, step = state.steps.get(step_id), state.graph.steps.get(step_id)
+    if state.run.status not in RUN_ACTIVE or row is None or step is None:
+        return None
+    moment = state.moment
+    if row.status == "pending" and row.queued:
+        if row.due_at and row.due_at > moment + timedelta(milliseconds=20):
+            return Later((row.due_at - moment).total_seconds())
+    elif row.status == "running" and row.lease_until:
+        if row.lease_until > moment:
+            return Later((row.lease_until - moment).total_seconds() + 0.5)
+        state.emit("step.interrupted", step_id=step_id, attempt=row.attempts)
+    else:
+        return None
+    return _take(state, row, step)
+
+
+def _take(state: RunState, row: StepRow, step: specs.StepSpec) -> Claim | None:
     """Claim a loaded step row: render its input, mark it running under a new lease."""
     try:
         rendered = render_input(state, step)
     except templates.TemplateError as exc:
-        await _fail_now(state, row, f"input: {exc}")
+        _fail_now(state, row, f"input: {exc}")
         return None
     moment = state.moment
     row.status, row.attempts, row.input, row.error = "running", row.attempts + 1, rendered, None
@@ -575,13 +581,13 @@ async def _take(state: RunState, row: StepRow, step: specs.StepSpec, slot: Any =
         state.run.status = "running"
         state.run.started_at = state.run.started_at or moment
     state.emit("step.started", step_id=step.id, attempt=row.attempts)
-    return Claim(run=state.run, step=step, attempt=row.attempts, input=rendered, progress=dict(row.progress), slot=slot)
+    return Claim(run=state.run, step=step, attempt=row.attempts, input=rendered, progress=dict(row.progress))
 
 
-async def _fail_now(state: RunState, row: StepRow, error: str) -> None:
+def _fail_now(state: RunState, row: StepRow, error: str) -> None:
     finish_row(row, "failed", error=error[:2000])
     state.emit("step.failed", step_id=row.step_id, error=row.error)
-    await settle(state)
+    settle(state)
 
 
 def render_input(state: RunState, step: specs.StepSpec) -> Any:
@@ -652,18 +658,17 @@ async def finish(
     output: Any,
     cost_micros: int,
     *,
-    reserve: Reserve | None = None,
+    room: int = 0,
 ) -> list[Dispatch | Claim]:
     """Record a step's success and schedule what it unblocks, in one transaction.
 
-    With `reserve` (an executor that runs what follows itself), each step that
-    becomes ready is also claimed in that transaction while `reserve` gives
-    room for it: its `Claim` (holding the reservation) is returned instead of a
-    `Dispatch`, and it starts without a claim transaction of its own.
+    With `room` (an executor that runs what follows itself, and how many more
+    steps it could start now), up to that many of the steps that become ready
+    are claimed in the same transaction: their `Claim`s are returned instead of
+    `Dispatch`es, and they start without a claim transaction of their own.
     """
-    # A step whose only dependency is this one becomes ready now: load it, and what it reads, up front.
-    detail = _with_reads_of_unblocked(step_id) if reserve is not None else None
-    async with transition(tenant_id, run_id, detail) as state:
+
+    def act(state: RunState) -> list[Dispatch | Claim]:
         row = _owned(state, step_id, attempt)
         if row is None:  # lost the lease meanwhile: the new owner's result counts
             return []
@@ -671,10 +676,13 @@ async def finish(
         state.run.cost_micros += cost_micros
         finish_row(row, "succeeded", output=output)
         state.emit("step.finished", step_id=step_id, attempt=attempt, output=output, cost_usd=row.cost_micros / 1e6)
-        dispatches = await advance(state)
-        if reserve is None or not dispatches:
+        dispatches = advance(state)
+        if room <= 0 or not dispatches:
             return list(dispatches)
-        return await _claim_now(state, dispatches, reserve)
+        return _claim_now(state, dispatches, room)
+
+    # A step whose only dependency is this one becomes ready now: load it, and what it reads, up front.
+    return await transact(tenant_id, run_id, act, _with_reads_of_unblocked(step_id) if room > 0 else None)
 
 
 def _with_reads_of_unblocked(step_id: str) -> Detail:
@@ -684,21 +692,32 @@ def _with_reads_of_unblocked(step_id: str) -> Detail:
     return detail
 
 
-async def _claim_now(state: RunState, dispatches: list[Dispatch], reserve: Reserve) -> list[Dispatch | Claim]:
-    """Claim the steps `advance` just queued, as far as the executor has room for them."""
-    await state.load(_with_reads([d.step_id for d in dispatches])(state.graph))
-    following: list[Dispatch | Claim] = []
-    for index, dispatch in enumerate(dispatches):
-        slot = await reserve()
-        if slot is None:  # no room here now: the rest go the usual way
-            following += dispatches[index:]
-            break
-        taken = await _take(state, state.steps[dispatch.step_id], state.graph.steps[dispatch.step_id], slot)
+def _claim_now(state: RunState, dispatches: list[Dispatch], room: int) -> list[Dispatch | Claim]:
+    """Claim the first `room` of the steps `advance` just queued; the rest go the usual way."""
+    taking, following = dispatches[:room], list[Dispatch | Claim](dispatches[room:])
+    state.load(_with_reads([d.step_id for d in taking])(state.graph))
+    for dispatch in taking:
+        taken = _take(state, state.steps[dispatch.step_id], state.graph.steps[dispatch.step_id])
         if taken is not None:
             following.append(taken)
         if state.run.status not in RUN_ACTIVE:  # its input failed to render, and so did the run
-            break
+            return [item for item in following if isinstance(item, Claim)]
     return following
+
+
+async def release(claim: Claim) -> list[Dispatch]:
+    """Give back a step `finish` claimed for an executor that then had no room
+    for it: it is queued again as it was, to be delivered the usual way."""
+
+    def act(state: RunState) -> list[Dispatch]:
+        row = _owned(state, claim.step.id, claim.attempt)
+        if row is None:
+            return []
+        row.status, row.attempts, row.lease_until, row.started_at = "pending", row.attempts - 1, None, None
+        row.queued_at = row.due_at = state.moment
+        return [Dispatch(claim.run.tenant_id, claim.run.id, claim.step.id)]
+
+    return await transact(claim.run.tenant_id, claim.run.id, act)
 
 
 async def fail(
@@ -712,7 +731,8 @@ async def fail(
     retryable: bool = True,
 ) -> list[Dispatch]:
     """Record a failed attempt: retry after the step's backoff, or fail the step (and so the run)."""
-    async with transition(tenant_id, run_id) as state:
+
+    def act(state: RunState) -> list[Dispatch]:
         row = _owned(state, step_id, attempt)
         if row is None:
             return []
@@ -722,18 +742,21 @@ async def fail(
         if retryable and attempt < policy.max_attempts:
             delay = min(policy.backoff_s * 2 ** (attempt - 1), BACKOFF_MAX_S)
             row.status, row.error, row.lease_until = "pending", error[:2000], None
-            row.queued_at, row.due_at = now(), now() + timedelta(seconds=delay)
+            row.queued_at, row.due_at = state.moment, state.moment + timedelta(seconds=delay)
             state.emit("step.retrying", step_id=step_id, attempt=attempt, error=row.error, delay_s=delay)
             return [Dispatch(tenant_id, run_id, step_id, delay)]
-        await _fail_now(state, row, error)
+        _fail_now(state, row, error)
         return []
+
+    return await transact(tenant_id, run_id, act)
 
 
 async def save_progress(
     tenant_id: uuid.UUID, run_id: uuid.UUID, step_id: str, attempt: int, index: int, output: Any, cost_micros: int
 ) -> bool:
     """Keep one finished map item, so a retried map never runs it again. False if the lease was lost."""
-    async with transition(tenant_id, run_id, lambda _: (step_id,)) as state:
+
+    def act(state: RunState) -> bool:
         row = _owned(state, step_id, attempt)
         if row is None:
             return False
@@ -742,6 +765,8 @@ async def save_progress(
         state.run.cost_micros += cost_micros
         state.emit("step.progress", step_id=step_id, index=index, done=len(row.progress))
         return True
+
+    return await transact(tenant_id, run_id, act, lambda _: (step_id,))
 
 
 # ------------------------------------------------------------------- recovery

@@ -36,7 +36,9 @@ class EmbeddedExecutor:
     """Steps as tasks on this process's event loop, at most `limit` at once."""
 
     def __init__(self, limit: int = 256) -> None:
+        self._limit = limit
         self._gate = asyncio.Semaphore(limit)
+        self._running = 0  # steps holding a place under the gate
         self._tasks: set[asyncio.Task] = set()
         self.loop = asyncio.get_running_loop()
 
@@ -46,47 +48,61 @@ class EmbeddedExecutor:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    def room(self) -> int:
+        """How many more steps could start here now (the tenant's cap is checked as each starts)."""
+        return self._limit - self._running
+
     async def _run(self, dispatch: Dispatch) -> None:
         if dispatch.delay_s > 0:
             await asyncio.sleep(dispatch.delay_s)
-        reserve = self._reserver(dispatch.tenant_id)
         try:
             async with self._gate:
-                following = await steps.execute_step(
-                    dispatch.tenant_id, dispatch.run_id, dispatch.step_id, reserve=reserve
-                )
+                self._running += 1
+                try:
+                    following = await steps.execute_step(
+                        dispatch.tenant_id, dispatch.run_id, dispatch.step_id, room=self.room
+                    )
+                finally:
+                    self._running -= 1
         except Exception:  # e.g. the database went away: the sweep dispatches the step again
             logger.exception("workflow step %s of run %s could not run", dispatch.step_id, dispatch.run_id)
             return
         await self.submit(following)
 
     async def _run_claimed(self, claim: Claim) -> None:
-        """A step a finishing step claimed for this executor, in the room reserved for it."""
+        """A step a finishing step claimed for this executor: it starts at once if there
+        is room for it (here and in the tenant's cap), else it is given back and queued."""
         try:
-            async with claim.slot:
-                following = await steps.run_claimed(claim, self._reserver(claim.run.tenant_id))
+            room = await self._reserve(claim.run.tenant_id)
+            if room is None:
+                following: list[Dispatch | Claim] = list(await engine.release(claim))
+            else:
+                async with room:
+                    following = await steps.run_claimed(claim, self.room)
         except Exception:  # its lease runs out and the sweep dispatches it again
             logger.exception("workflow step %s of run %s could not run", claim.step.id, claim.run.id)
             return
         await self.submit(following)
 
-    def _reserver(self, tenant_id: uuid.UUID) -> engine.Reserve:
-        async def reserve() -> AsyncExitStack | None:
-            """Room for one more step now: a place under this executor's bound (never waited
-            for: a claimed step must start at once) and one of the tenant's slots."""
-            if self._gate.locked():
-                return None
-            room = AsyncExitStack()
-            await self._gate.acquire()
-            room.callback(self._gate.release)
-            try:
-                await room.enter_async_context(steps.step_slot(tenant_id))
-            except RateLimited:
-                await room.aclose()
-                return None
-            return room
+    async def _reserve(self, tenant_id: uuid.UUID) -> AsyncExitStack | None:
+        """A place under this executor's bound (never waited for: a claimed step starts at
+        once or not at all) and one of the tenant's slots, or None."""
+        if self._gate.locked():
+            return None
+        room = AsyncExitStack()
+        await self._gate.acquire()
+        self._running += 1
+        room.callback(self._gate.release)
+        room.callback(self._leave)
+        try:
+            await room.enter_async_context(steps.step_slot(tenant_id))
+        except RateLimited:
+            await room.aclose()
+            return None
+        return room
 
-        return reserve
+    def _leave(self) -> None:
+        self._running -= 1
 
     @property
     def busy(self) -> int:

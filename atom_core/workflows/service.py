@@ -189,11 +189,13 @@ def _new_run(ctx: Ctx, workflow_id: uuid.UUID, version: int, values: dict[str, A
 
 
 async def _begin(run: WorkflowRun) -> None:
-    async with engine.transition(run.tenant_id, run.id) as state:
+    def act(state: engine.RunState) -> list[Dispatch]:
         state.emit("run.queued", workflow_id=str(run.workflow_id), version=run.version)
-        dispatches = await engine.advance(state)
+        dispatches = engine.advance(state)
         run.status = state.run.status
-    await _hand_off(dispatches)
+        return dispatches
+
+    await _hand_off(await engine.transact(run.tenant_id, run.id, act))
 
 
 async def _hand_off(dispatches: list[Dispatch]) -> None:
@@ -248,15 +250,18 @@ async def cancel_run(ctx: Ctx, run_id: uuid.UUID) -> WorkflowRun:
     """Stop scheduling; steps still running see it at their next heartbeat and stop."""
     permissions.require(ctx, "workflows.run")
     await _visible(ctx, run_id)
-    async with engine.transition(ctx.tenant_id, run_id) as state:
+
+    def act(state: engine.RunState) -> WorkflowRun:
         if state.run.status not in RUN_ACTIVE:
             raise Conflict(f"the run already {state.run.status}", field="run_id")
         for row in state.steps.values():
             if not engine.is_final(row.status):
                 row.status, row.finished_at, row.lease_until = "cancelled", engine.now(), None
         state.run.error = f"cancelled by {ctx.actor}"
-        await engine.end(state, "cancelled", error=state.run.error)
-    return state.run
+        engine.end(state, "cancelled", error=state.run.error)
+        return state.run.model()
+
+    return await engine.transact(ctx.tenant_id, run_id, act)
 
 
 async def decide(ctx: Ctx, run_id: uuid.UUID, step_id: str, approved: Any, comment: Any = None) -> RunView:
@@ -267,7 +272,8 @@ async def decide(ctx: Ctx, run_id: uuid.UUID, step_id: str, approved: Any, comme
     if comment is not None and (not isinstance(comment, str) or len(comment) > COMMENT_MAX):
         raise Invalid(f"comment must be text of at most {COMMENT_MAX} characters", field="comment")
     await _visible(ctx, run_id)
-    async with engine.transition(ctx.tenant_id, run_id) as state:
+
+    def act(state: engine.RunState) -> list[Dispatch]:
         row = state.steps.get(step_id)
         if row is None:
             raise NotFound(f"the run has no step '{step_id}'", field="step_id")
@@ -280,11 +286,12 @@ async def decide(ctx: Ctx, run_id: uuid.UUID, step_id: str, approved: Any, comme
         else:
             engine.finish_row(row, "failed", error=f"rejected by {ctx.actor}" + (f": {comment}" if comment else ""))
             state.emit("step.failed", step_id=step_id, error=row.error)
-        dispatches = await engine.advance(state)
         audit.record(
             state.session, ctx, "workflow.decision", target=str(run_id), details={"step": step_id, "approved": approved}
         )
-    await _hand_off(dispatches)
+        return engine.advance(state)
+
+    await _hand_off(await engine.transact(ctx.tenant_id, run_id, act, session=True))
     return await get_run(ctx, run_id)
 
 
@@ -294,24 +301,21 @@ async def resume_run(ctx: Ctx, run_id: uuid.UUID) -> RunView:
     steps are dispatched again."""
     permissions.require(ctx, "workflows.run")
     await _visible(ctx, run_id)
-    async with engine.transition(ctx.tenant_id, run_id) as state:
+
+    def act(state: engine.RunState) -> list[Dispatch]:
         if state.run.status == "succeeded":
             raise Conflict("the run already succeeded; use rerun to run it again", field="run_id")
-        dispatches: list[Dispatch] = []
-        if state.run.status not in RUN_ACTIVE:
-            for row in state.steps.values():
-                if row.status in ("failed", "cancelled", "running"):
-                    row.status, row.error, row.queued_at, row.due_at, row.lease_until = (
-                        "pending",
-                        None,
-                        None,
-                        None,
-                        None,
-                    )
-            state.run.status, state.run.error, state.run.finished_at = "running", None, None
-            state.session.add(ActiveRun(run_id=state.run.id, tenant_id=ctx.tenant_id))
-            state.emit("run.resumed", by=ctx.actor)
-            dispatches = await engine.advance(state)
+        if state.run.status in RUN_ACTIVE:
+            return []
+        for row in state.steps.values():
+            if row.status in ("failed", "cancelled", "running"):
+                row.status, row.error, row.queued_at, row.due_at, row.lease_until = "pending", None, None, None, None
+        state.run.status, state.run.error, state.run.finished_at = "running", None, None
+        state.store.add_active(ctx.tenant_id, state.run.id, state.moment)
+        state.emit("run.resumed", by=ctx.actor)
+        return engine.advance(state)
+
+    dispatches = await engine.transact(ctx.tenant_id, run_id, act)
     dispatches += await engine.orphans(ctx.tenant_id, run_id, grace_s=0)
     await _hand_off(dispatches)
     return await get_run(ctx, run_id)

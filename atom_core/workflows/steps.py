@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ from atom_core.errors import AtomError, NotFound, RateLimited
 from atom_core.infra import concurrency
 from atom_core.settings import get_settings
 from atom_core.workflows import engine
-from atom_core.workflows.engine import Claim, Dispatch, Reserve
+from atom_core.workflows.engine import Claim, Dispatch
 
 logger = logging.getLogger(__name__)
 MAP_PARALLEL_DEFAULT = 4
@@ -47,8 +48,8 @@ class Outcome:
 
 
 Following = list[Dispatch | Claim]  # what to run next: deliveries, or steps already claimed for this executor
-# Room for one more step in this executor now (its own bound and the tenant's slot), or None.
-Room = Any
+# How many more steps the executor could start now, when it runs what follows itself (see `engine.finish`).
+Room = Callable[[], int]
 
 
 def step_slot(tenant_id: uuid.UUID) -> AbstractAsyncContextManager[None]:
@@ -56,21 +57,19 @@ def step_slot(tenant_id: uuid.UUID) -> AbstractAsyncContextManager[None]:
     return concurrency.slot(tenant_id, "workflow steps", get_settings().workflow_max_concurrent_steps)
 
 
-async def execute_step(
-    tenant_id: uuid.UUID, run_id: uuid.UUID, step_id: str, *, reserve: Reserve | None = None
-) -> Following:
+async def execute_step(tenant_id: uuid.UUID, run_id: uuid.UUID, step_id: str, *, room: Room | None = None) -> Following:
     """Run one step delivery. Safe to call twice for the same step: only one claim wins.
 
-    `reserve` (the embedded executor's) lets the step's `finish` claim the
-    steps it unblocks for this executor (see `engine.finish`)."""
+    `room` (the embedded executor's) lets the step's `finish` claim the steps
+    it unblocks for this executor (see `engine.finish`)."""
     try:
         async with step_slot(tenant_id):
-            return await _claimed(tenant_id, run_id, step_id, reserve)
+            return await _claimed(tenant_id, run_id, step_id, room)
     except RateLimited:  # the tenant's steps in flight are at the cap: try again shortly
         return [Dispatch(tenant_id, run_id, step_id, 1.0)]
 
 
-async def _claimed(tenant_id: uuid.UUID, run_id: uuid.UUID, step_id: str, reserve: Reserve | None) -> Following:
+async def _claimed(tenant_id: uuid.UUID, run_id: uuid.UUID, step_id: str, room: Room | None) -> Following:
     try:
         claim = await engine.claim(tenant_id, run_id, step_id)
     except NotFound:  # the run was deleted meanwhile: nothing to do, nothing to retry
@@ -79,10 +78,10 @@ async def _claimed(tenant_id: uuid.UUID, run_id: uuid.UUID, step_id: str, reserv
         return [Dispatch(tenant_id, run_id, step_id, claim.delay_s)]
     if claim is None:
         return []
-    return await run_claimed(claim, reserve)
+    return await run_claimed(claim, room)
 
 
-async def run_claimed(claim: Claim, reserve: Reserve | None = None) -> Following:
+async def run_claimed(claim: Claim, room: Room | None = None) -> Following:
     """Do a claimed step's work and record its outcome (the caller holds the step's slot)."""
     tenant_id, run_id, step_id = claim.run.tenant_id, claim.run.id, claim.step.id
     timeout_s = claim.step.timeout_s or get_settings().workflow_step_timeout_s
@@ -101,35 +100,9 @@ async def run_claimed(claim: Claim, reserve: Reserve | None = None) -> Following
     except Exception as exc:  # a bug or an outage: logged in full here, shown to users in one line
         logger.exception("workflow step %s of run %s failed", step_id, run_id)
         return await engine.fail(tenant_id, run_id, step_id, attempt, f"internal error ({type(exc).__name__})")
-    if reserve is None:
-        return list(await engine.finish(tenant_id, run_id, step_id, attempt, outcome.output, outcome.cost_micros))
-    return await _finish_and_claim(claim, outcome, reserve)
-
-
-async def _finish_and_claim(claim: Claim, outcome: Outcome, reserve: Reserve) -> Following:
-    """`engine.finish` claiming what follows; a reservation no claim took is given back."""
-    taken: list[Room] = []
-
-    async def tracked() -> Room:
-        room = await reserve()
-        if room is not None:
-            taken.append(room)
-        return room
-
-    run = claim.run
-    try:
-        following = await engine.finish(
-            run.tenant_id, run.id, claim.step.id, claim.attempt, outcome.output, outcome.cost_micros, reserve=tracked
-        )
-    except BaseException:
-        for room in taken:
-            await room.aclose()
-        raise
-    used = {id(item.slot) for item in following if isinstance(item, Claim)}
-    for room in taken:
-        if id(room) not in used:
-            await room.aclose()
-    return following
+    return await engine.finish(
+        tenant_id, run_id, step_id, attempt, outcome.output, outcome.cost_micros, room=room() if room else 0
+    )
 
 
 async def _leased(claim: Claim, work: Any) -> Outcome:

@@ -1,0 +1,99 @@
+"""A plain `sqlite3` connection on a thread of its own, for hot write paths.
+
+SQLAlchemy's async SQLite adapter sends every statement, fetch and commit to
+aiosqlite's thread and back (about 27 round trips for one workflow step), and
+its greenlet bridge and statement machinery cost more than the statements do.
+A path that runs a whole transaction as one function on this thread pays one
+round trip instead. Only small, hot transactions belong here; everything else
+uses `session_scope`.
+
+Writers of this process still take turns with the SQLAlchemy ones on the
+event loop (`session.sqlite_writer`), so this connection never waits in
+SQLite's busy handler for a writer of its own process; `busy_timeout` still
+arbitrates between processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy.engine import make_url
+
+from atom_core.db import session as sessions
+from atom_core.settings import get_settings
+
+T = TypeVar("T")
+
+
+class DirectSqlite:
+    """One connection, used only on its own thread: transactions run one at a time."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atom-sqlite")
+        self._connection: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._connection is None:
+            connection = sqlite3.connect(self.path, check_same_thread=True, cached_statements=256)
+            sessions.sqlite_pragmas(connection, None)
+            self._connection = connection
+        return self._connection
+
+    def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        connection = self._connect()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(connection)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return result
+
+    async def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(connection)` in one write transaction on this connection's thread.
+        It commits when `work` returns and rolls back when it raises."""
+        loop = asyncio.get_running_loop()
+        async with sessions.sqlite_writer():
+            return await loop.run_in_executor(self._thread, self._run, work)
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def close(self) -> None:
+        """Close the connection on its thread and stop the thread (waits for a running transaction)."""
+        self._thread.submit(self._close).result()
+        self._thread.shutdown(wait=True)
+
+
+_direct: DirectSqlite | None = None
+
+
+def get_direct() -> DirectSqlite | None:
+    """The direct connection to the configured database, or None when it is not a SQLite file."""
+    global _direct
+    url = make_url(get_settings().db_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    path = str(Path(url.database))
+    if _direct is None or _direct.path != path:
+        if _direct is not None:
+            _direct.close()
+        sessions.get_engine()  # creates the home directory and the writer lock
+        _direct = DirectSqlite(path)
+    return _direct
+
+
+def close_direct() -> None:
+    global _direct
+    if _direct is not None:
+        _direct.close()
+        _direct = None
