@@ -212,6 +212,7 @@ class Store:
     def insert_events(self, rows: list[dict[str, Any]]) -> None: ...
     def delete_active(self, run_id: uuid.UUID) -> None: ...
     def add_active(self, tenant_id: uuid.UUID, run_id: uuid.UUID, since: datetime) -> None: ...
+    def insert_run(self, run: dict[str, Any], steps: list[dict[str, Any]]) -> None: ...
 
 
 @dataclass
@@ -310,16 +311,26 @@ def _cached_spec(key: tuple[uuid.UUID, uuid.UUID, int], raw: dict[str, Any]) -> 
 
 
 async def load_spec(session: AsyncSession, run: WorkflowRun) -> specs.WorkflowSpec:
-    key = (run.tenant_id, run.workflow_id, run.version)
+    return await version_spec(session, run.tenant_id, run.workflow_id, run.version)
+
+
+async def version_spec(
+    session: AsyncSession, tenant_id: uuid.UUID, workflow_id: uuid.UUID, version: int
+) -> specs.WorkflowSpec:
+    """A saved version's spec, parsed (NotFound if there is no such version)."""
+    key = (tenant_id, workflow_id, version)
     cached = _spec_cache.get(key)
     if cached is not None:
         return cached
     query = select(WorkflowVersion).where(
-        WorkflowVersion.tenant_id == run.tenant_id,
-        WorkflowVersion.workflow_id == run.workflow_id,
-        WorkflowVersion.version == run.version,
+        WorkflowVersion.tenant_id == tenant_id,
+        WorkflowVersion.workflow_id == workflow_id,
+        WorkflowVersion.version == version,
     )
-    return _cached_spec(key, (await session.exec(query)).one().spec)
+    row = (await session.exec(query)).first()
+    if row is None:
+        raise NotFound(f"workflow has no version {version}", field="version")
+    return _cached_spec(key, row.spec)
 
 
 def _spec_of(store: Store, run: RunRow) -> specs.WorkflowSpec:
@@ -334,24 +345,55 @@ Act = Callable[[RunState], T]
 
 
 async def transact(
-    tenant_id: uuid.UUID, run_id: uuid.UUID, act: Act[T], detail: Detail | None = None, *, session: bool = False
+    tenant_id: uuid.UUID,
+    run_id: uuid.UUID,
+    act: Act[T],
+    detail: Detail | None = None,
+    *,
+    session: bool = False,
+    before: Callable[[Store], None] | None = None,
 ) -> T:
     """Lock the run, `act` on it and write what it changed, in one transaction;
     publish its events after commit. `act` is synchronous: it runs on the
     connection's side (see `stores`). `session=True` for an `act` that writes
-    other tables through `state.session` (always a SQLAlchemy session then)."""
+    other tables through `state.session` (always a SQLAlchemy session then);
+    `before` writes first in the same transaction (a new run's rows)."""
+
+    def locked(store: Store) -> tuple[RunState, T]:
+        if before is not None:
+            before(store)
+        return _locked(store, tenant_id, run_id, act, detail)
+
     direct = None if session else get_direct()
     if direct is not None:
-        state, result = await direct.transaction(
-            lambda connection: _locked(SqliteStore(connection), tenant_id, run_id, act, detail)
-        )
+        state, result = await direct.transaction(lambda connection: locked(SqliteStore(connection)))
     else:
         async with session_scope(system_ctx(tenant_id)) as scope:
-            state, result = await scope.run_sync(
-                lambda sync_session: _locked(SessionStore(sync_session), tenant_id, run_id, act, detail)
-            )
+            state, result = await scope.run_sync(lambda sync_session: locked(SessionStore(sync_session)))
     await publish(state)
     return result
+
+
+def new_step(tenant_id: uuid.UUID, run_id: uuid.UUID, step_id: str, **values: Any) -> dict[str, Any]:
+    """A step row as a new run starts with it (`values` override the defaults)."""
+    row: dict[str, Any] = dict.fromkeys(DETAIL)
+    row |= {"id": uuid.uuid4(), "tenant_id": tenant_id, "run_id": run_id, "step_id": step_id, "status": "pending"}
+    row |= {"attempts": 0, "error": None, "cost_micros": 0, "reused": False, "progress": {}}
+    return row | values
+
+
+async def begin(run: WorkflowRun, steps: list[dict[str, Any]]) -> list[Dispatch]:
+    """Insert a new run, its step rows (`new_step`) and its place among the
+    active runs, and schedule its first steps, in one transaction."""
+    values = {name: getattr(run, name) for name in RUN_COLUMNS}
+
+    def act(state: RunState) -> list[Dispatch]:
+        state.emit("run.queued", workflow_id=str(run.workflow_id), version=run.version)
+        dispatches = advance(state)
+        run.status = state.run.status
+        return dispatches
+
+    return await transact(run.tenant_id, run.id, act, before=lambda store: store.insert_run(values, steps))
 
 
 def _locked(
@@ -404,13 +446,12 @@ def _context_for(state: RunState, reads: frozenset[str] | None) -> dict[str, Any
 
 
 def _readiness(state: RunState, step: specs.StepSpec) -> str:
-    """`ready`, `skip`, `blocked` (a dependency failed) or `wait`."""
-    statuses = [state.steps[dep].status for dep in step.depends_on]
-    if any(s in ("failed", "cancelled") for s in statuses):
-        return "blocked"
-    if not all(s in STEP_DONE for s in statuses):
-        return "wait"
-    skipped = any(state.steps[dep].status == "skipped" or _said_no(state, dep) for dep in step.depends_on)
+    """`ready`, `skip` or `wait` (a dependency is not done; if it failed, the run fails with it)."""
+    rows = state.steps
+    for dep in step.depends_on:  # a loop that stops early: this runs for every pending step of every transition
+        if rows[dep].status not in STEP_DONE:
+            return "wait"
+    skipped = any(rows[dep].status == "skipped" or _said_no(state, dep) for dep in step.depends_on)
     return "skip" if skipped else "ready"
 
 

@@ -6,6 +6,7 @@ touches only that tenant's rows.
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,6 @@ from atom_core.workflows.engine import Dispatch
 from atom_core.workflows.executors import get_executor
 from atom_core.workflows.models import (
     RUN_ACTIVE,
-    ActiveRun,
     StepRun,
     Workflow,
     WorkflowEvent,
@@ -161,16 +161,12 @@ async def _version(session, ctx: Ctx, workflow_id: uuid.UUID, number: int) -> Wo
 
 async def start_run(ctx: Ctx, workflow_id: uuid.UUID, values: Any = None, *, version: int | None = None) -> WorkflowRun:
     permissions.require(ctx, "workflows.run")
-    async with session_scope(ctx) as session:
+    async with session_scope(ctx, readonly=True) as session:
         workflow = await _load(session, ctx, workflow_id)
         number = workflow.latest_version if version is None else version
-        spec = specs.WorkflowSpec.model_validate((await _version(session, ctx, workflow.id, number)).spec)
-        run = _new_run(ctx, workflow.id, number, specs.check_run_input(spec, values or {}))
-        session.add(run)
-        await session.flush()
-        session.add_all([StepRun(tenant_id=ctx.tenant_id, run_id=run.id, step_id=s.id) for s in spec.steps])
-        session.add(ActiveRun(run_id=run.id, tenant_id=ctx.tenant_id))
-    await _begin(run)
+        spec = await engine.version_spec(session, ctx.tenant_id, workflow.id, number)
+    run = _new_run(ctx, workflow.id, number, specs.check_run_input(spec, values or {}))
+    await _begin(run, [engine.new_step(ctx.tenant_id, run.id, s.id) for s in spec.steps])
     return run
 
 
@@ -188,14 +184,12 @@ def _new_run(ctx: Ctx, workflow_id: uuid.UUID, version: int, values: dict[str, A
     )
 
 
-async def _begin(run: WorkflowRun) -> None:
-    def act(state: engine.RunState) -> list[Dispatch]:
-        state.emit("run.queued", workflow_id=str(run.workflow_id), version=run.version)
-        dispatches = engine.advance(state)
-        run.status = state.run.status
-        return dispatches
-
-    await _hand_off(await engine.transact(run.tenant_id, run.id, act))
+async def _begin(run: WorkflowRun, steps: list[dict[str, Any]]) -> None:
+    try:
+        dispatches = await engine.begin(run, steps)
+    except (IntegrityError, sqlite3.IntegrityError):  # its workflow was deleted meanwhile
+        raise NotFound("workflow not found", field="workflow_id") from None
+    await _hand_off(dispatches)
 
 
 async def _hand_off(dispatches: list[Dispatch]) -> None:
@@ -326,22 +320,16 @@ async def rerun(ctx: Ctx, run_id: uuid.UUID, from_step: Any) -> WorkflowRun:
     `from_step` or downstream of it, and reports what that saved."""
     permissions.require(ctx, "workflows.run")
     parent = (await get_run(ctx, run_id)).run
-    async with session_scope(ctx) as session:
+    async with session_scope(ctx, readonly=True) as session:
         spec = await engine.load_spec(session, parent)
         if not isinstance(from_step, str) or from_step not in {s.id for s in spec.steps}:
             raise Invalid("from_step must name a step of the run's workflow", field="from_step")
         redo = _downstream(spec, from_step)
         old = {r.step_id: r for r in (await session.exec(select(StepRun).where(StepRun.run_id == parent.id))).all()}
-        run = _new_run(
-            ctx, parent.workflow_id, parent.version, parent.input, parent_run_id=parent.id, from_step=from_step
-        )
-        rows = [_reused_or_new(ctx, run, old.get(s.id), s.id, s.id in redo) for s in spec.steps]
-        run.saved_micros = sum(r.cost_micros for r in rows if r.reused)
-        session.add(run)
-        await session.flush()
-        session.add_all(rows)
-        session.add(ActiveRun(run_id=run.id, tenant_id=ctx.tenant_id))
-    await _begin(run)
+    run = _new_run(ctx, parent.workflow_id, parent.version, parent.input, parent_run_id=parent.id, from_step=from_step)
+    rows = [_reused_or_new(ctx, run, old.get(s.id), s.id, s.id in redo) for s in spec.steps]
+    run.saved_micros = sum(r["cost_micros"] for r in rows if r["reused"])
+    await _begin(run, rows)
     return run
 
 
@@ -356,15 +344,14 @@ def _downstream(spec: specs.WorkflowSpec, step_id: str) -> set[str]:
     return found
 
 
-def _reused_or_new(ctx: Ctx, run: WorkflowRun, old: StepRun | None, step_id: str, redo: bool) -> StepRun:
+def _reused_or_new(ctx: Ctx, run: WorkflowRun, old: StepRun | None, step_id: str, redo: bool) -> dict[str, Any]:
     if redo or old is None or old.status not in ("succeeded", "skipped"):
-        return StepRun(tenant_id=ctx.tenant_id, run_id=run.id, step_id=step_id)
-    return StepRun(
-        tenant_id=ctx.tenant_id,
-        run_id=run.id,
-        step_id=step_id,
+        return engine.new_step(ctx.tenant_id, run.id, step_id)
+    return engine.new_step(
+        ctx.tenant_id,
+        run.id,
+        step_id,
         status=old.status,
-        attempts=0,
         input=old.input,
         output=old.output,
         cost_micros=old.cost_micros,

@@ -147,6 +147,11 @@ class SessionStore:
     def add_active(self, tenant_id: uuid.UUID, run_id: uuid.UUID, since: datetime) -> None:
         self.session.execute(_INSERT_ACTIVE, {"run_id": run_id, "tenant_id": tenant_id, "since": since})
 
+    def insert_run(self, run: dict[str, Any], steps: list[dict[str, Any]]) -> None:
+        self.session.execute(insert(RUNS), run)
+        self.session.execute(insert(STEPS), steps)
+        self.add_active(run["tenant_id"], run["id"], run["created_at"])
+
 
 # ------------------------------------------------------------ plain sqlite3
 
@@ -161,8 +166,9 @@ def _json_out(value: str | None) -> Any:
     return None if value is None else json.loads(value)
 
 
-def _uuid_in(value: uuid.UUID | None) -> str | None:
-    return None if value is None else value.hex
+def _uuid_in(value: uuid.UUID | str | None) -> str | None:
+    """Step row ids read by `SqliteStore` stay as stored (hex text): they are only written back."""
+    return value if value is None or value.__class__ is str else value.hex
 
 
 def _uuid_out(value: str | None) -> uuid.UUID | None:
@@ -214,18 +220,30 @@ _QMARK = sqlite.dialect(paramstyle="qmark")
 
 @dataclass(frozen=True)
 class _Sql:
-    """A statement compiled once by SQLAlchemy for sqlite3, with its parameters' order."""
+    """A statement compiled once by SQLAlchemy for sqlite3, with its parameters' order
+    and, for a write to `table`, how each parameter's value is stored."""
 
     text: str
     names: tuple[str, ...]
+    encoders: tuple[tuple[str, Callable[[Any], Any]], ...] = ()
 
     @classmethod
-    def of(cls, statement: Any) -> _Sql:
+    def of(cls, statement: Any, table: sa.Table | None = None) -> _Sql:
         compiled = statement.compile(dialect=_QMARK)
-        return cls(compiled.string, tuple(compiled.positiontup or ()))
+        names = tuple(compiled.positiontup or ())
+        if table is None:
+            return cls(compiled.string, names)
+        codecs = _CODECS[table.name]
+        # Parameters of `_update` are `v_<column>` and `row_id`; the row's dict has the column names.
+        columns = tuple("id" if n == "row_id" else n.removeprefix("v_") for n in names)
+        return cls(compiled.string, names, tuple((c, codecs[c][0]) for c in columns))
 
     def params(self, values: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(values[name] for name in self.names)
+
+    def encoded(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        """The parameters for a row of Python values."""
+        return tuple(encode(row[column]) for column, encode in self.encoders)
 
 
 _NAMES = func.json_each(bindparam("names")).table_valued("value")
@@ -235,19 +253,22 @@ _SQL_DETAIL_ALL = _Sql.of(_DETAIL_ALL)
 _SQL_DETAIL_SOME = _Sql.of(_DETAIL_ALL.where(STEPS.c.step_id.in_(select(_NAMES.c.value))))
 _SQL_RUN = _Sql.of(select(*RUNS.c).where(RUNS.c.tenant_id == bindparam("tenant"), RUNS.c.id == bindparam("run")))
 _SQL_SPEC = _Sql.of(_SPEC)
-_SQL_EVENTS = _Sql.of(_INSERT_EVENTS)
+_SQL_EVENTS = _Sql.of(_INSERT_EVENTS, EVENTS)
 _SQL_DELETE_ACTIVE = _Sql.of(_DELETE_ACTIVE)
 _SQL_ADD_ACTIVE = _Sql.of(
     insert(ACTIVE).values(run_id=bindparam("run"), tenant_id=bindparam("tenant"), since=bindparam("since"))
 )
+_SQL_INSERT_RUN = _Sql.of(insert(RUNS), RUNS)
+_SQL_INSERT_STEP = _Sql.of(insert(STEPS), STEPS)
 _sql_updates: dict[tuple[str, tuple[str, ...]], _Sql] = {}
 _SLIM_WIDTH = len(SLIM) + 1
 
 
+_SLIM_QUEUED = (*SLIM, "queued")  # `queued` stays 0/1 here: it is only ever tested for truth
+
+
 def _slim(values: tuple[Any, ...]) -> dict[str, Any]:
-    row = dict(zip(SLIM, values, strict=False))
-    row["queued"] = bool(values[len(SLIM)])
-    return row
+    return dict(zip(_SLIM_QUEUED, values, strict=False))
 
 
 def _with_detail(row: dict[str, Any], values: Iterable[Any]) -> dict[str, Any]:
@@ -257,8 +278,7 @@ def _with_detail(row: dict[str, Any], values: Iterable[Any]) -> dict[str, Any]:
 
 
 class SqliteStore:
-    """The statements on a plain `sqlite3` connection, inside `DirectSqlite.transaction`.
-    Step row ids stay as stored (hex text): they are only written back."""
+    """The statements on a plain `sqlite3` connection, inside `DirectSqlite.transaction`."""
 
     session = None
 
@@ -300,19 +320,11 @@ class SqliteStore:
     def update(self, table: sa.Table, names: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
         sql = _sql_updates.get((table.name, names))
         if sql is None:
-            sql = _sql_updates[(table.name, names)] = _Sql.of(_update(table, names))
-        codecs = _CODECS[table.name]
-        encode_id = codecs["id"][0]
-        encoded = [
-            {"row_id": _raw_id(row["id"], encode_id)} | {f"v_{name}": codecs[name][0](row[name]) for name in names}
-            for row in rows
-        ]
-        self.connection.executemany(sql.text, [sql.params(values) for values in encoded])
+            sql = _sql_updates[(table.name, names)] = _Sql.of(_update(table, names), table)
+        self.connection.executemany(sql.text, [sql.encoded(row) for row in rows])
 
     def insert_events(self, rows: list[dict[str, Any]]) -> None:
-        codecs = _CODECS[EVENTS.name]
-        encoded = [{name: codecs[name][0](value) for name, value in row.items()} for row in rows]
-        self.connection.executemany(_SQL_EVENTS.text, [_SQL_EVENTS.params(values) for values in encoded])
+        self.connection.executemany(_SQL_EVENTS.text, [_SQL_EVENTS.encoded(row) for row in rows])
 
     def delete_active(self, run_id: uuid.UUID) -> None:
         self._rows(_SQL_DELETE_ACTIVE, run=run_id.hex)
@@ -320,6 +332,9 @@ class SqliteStore:
     def add_active(self, tenant_id: uuid.UUID, run_id: uuid.UUID, since: datetime) -> None:
         self._rows(_SQL_ADD_ACTIVE, run=run_id.hex, tenant=tenant_id.hex, since=_time_in(since))
 
+    def insert_run(self, run: dict[str, Any], steps: list[dict[str, Any]]) -> None:
+        self.connection.execute(_SQL_INSERT_RUN.text, _SQL_INSERT_RUN.encoded(run))
+        self.connection.executemany(_SQL_INSERT_STEP.text, [_SQL_INSERT_STEP.encoded(row) for row in steps])
+        self.add_active(run["tenant_id"], run["id"], run["created_at"])
 
-def _raw_id(value: Any, encode: Callable[[Any], Any]) -> Any:
-    return value if isinstance(value, str) else encode(value)
+

@@ -22,7 +22,7 @@ from atom_core.interfaces.api.app import create_api
 from atom_core.settings import reset_settings
 from atom_core.workflows import engine, executors
 from atom_core.workflows import service as workflows
-from atom_core.workflows.models import StepRun, WorkflowEvent
+from atom_core.workflows.models import ActiveRun, StepRun, WorkflowEvent
 from tests.test_cli import atom
 from tests.workflow_tools import done, effects
 from tests.workflows.conftest import WorkerPool, settled
@@ -64,7 +64,7 @@ async def crashed_run(ctx: Ctx) -> workflows.WorkflowRun:
         await session.exec(
             update(workflows.WorkflowRun).where(workflows.WorkflowRun.id == run.id).values(status="running")
         )
-        session.add(workflows.ActiveRun(run_id=run.id, tenant_id=ctx.tenant_id))
+        session.add(ActiveRun(run_id=run.id, tenant_id=ctx.tenant_id))
     return run
 
 
