@@ -7,6 +7,12 @@ A path that runs a whole transaction as one function on this thread pays one
 round trip instead. Only small, hot transactions belong here; everything else
 uses `session_scope`.
 
+A transaction may keep what it read in `memo` for the next one: the memo is
+emptied whenever another connection (of this process or any other) has
+committed since this connection's last transaction (SQLite's
+`PRAGMA data_version`, read under the write lock), and when a transaction
+fails. While it holds anything, this connection wrote everything since.
+
 Writers of this process still take turns with the SQLAlchemy ones on the
 event loop (`session.sqlite_writer`), so this connection never waits in
 SQLite's busy handler for a writer of its own process; `busy_timeout` still
@@ -20,7 +26,7 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import make_url
 
@@ -28,6 +34,7 @@ from atom_core.db import session as sessions
 from atom_core.settings import get_settings
 
 T = TypeVar("T")
+Work = Callable[[sqlite3.Connection, dict[Any, Any]], T]
 
 
 class DirectSqlite:
@@ -37,6 +44,8 @@ class DirectSqlite:
         self.path = path
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atom-sqlite")
         self._connection: sqlite3.Connection | None = None
+        self._data_version: int | None = None
+        self.memo: dict[Any, Any] = {}  # see the module's docstring; used on the connection's thread only
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -45,25 +54,32 @@ class DirectSqlite:
             self._connection = connection
         return self._connection
 
-    def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    def _run(self, work: Work[T]) -> T:
         connection = self._connect()
         connection.execute("BEGIN IMMEDIATE")
         try:
-            result = work(connection)
+            (version,) = connection.execute("PRAGMA data_version").fetchone()
+            if version != self._data_version:  # another connection committed: the memo may be stale
+                self.memo.clear()
+                self._data_version = version
+            result = work(connection, self.memo)
+            connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            self.memo.clear()
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
             raise
-        connection.execute("COMMIT")
         return result
 
-    async def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work(connection)` in one write transaction on this connection's thread.
+    async def transaction(self, work: Work[T]) -> T:
+        """Run `work(connection, memo)` in one write transaction on this connection's thread.
         It commits when `work` returns and rolls back when it raises."""
         loop = asyncio.get_running_loop()
         async with sessions.sqlite_writer():
             return await loop.run_in_executor(self._thread, self._run, work)
 
     def _close(self) -> None:
+        self.memo.clear()
         if self._connection is not None:
             self._connection.close()
             self._connection = None

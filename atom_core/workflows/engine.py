@@ -172,6 +172,9 @@ class Row:
         self.__dict__[name] = value
         self.changes[name] = value
 
+    def saved(self) -> None:
+        self.__dict__["changes"] = {}
+
 
 class RunRow(Row):
     """A run's row, every column loaded."""
@@ -203,6 +206,7 @@ class Store:
     """What a transition asks of its connection (see `stores`)."""
 
     session: Any
+    memo: dict[Any, Any] | None  # kept between transactions while nothing else writes (`db.direct`)
 
     def lock_run(self, tenant_id: uuid.UUID, run_id: uuid.UUID) -> dict[str, Any] | None: ...
     def spec(self, tenant_id: uuid.UUID, workflow_id: uuid.UUID, version: int) -> dict[str, Any]: ...
@@ -260,9 +264,13 @@ class RunState:
                 groups.setdefault(names, []).append(row.changes | {"id": row.id})
         for names, rows in groups.items():
             self.store.update(STEPS, names, rows)
+        for row in self.steps.values():
+            if row.changes:
+                row.saved()
         run = self.run
         if run.changes:
             self.store.update(RUNS, tuple(run.changes), [run.changes | {"id": run.id}])
+            run.saved()
         if self.new_events:
             self.store.insert_events(
                 [
@@ -366,7 +374,7 @@ async def transact(
 
     direct = None if session else get_direct()
     if direct is not None:
-        state, result = await direct.transaction(lambda connection: locked(SqliteStore(connection)))
+        state, result = await direct.transaction(lambda connection, memo: locked(SqliteStore(connection, memo)))
     else:
         async with session_scope(system_ctx(tenant_id)) as scope:
             state, result = await scope.run_sync(lambda sync_session: locked(SessionStore(sync_session)))
@@ -399,18 +407,43 @@ async def begin(run: WorkflowRun, steps: list[dict[str, Any]]) -> list[Dispatch]
 def _locked(
     store: Store, tenant_id: uuid.UUID, run_id: uuid.UUID, act: Act[T], detail: Detail | None
 ) -> tuple[RunState, T]:
-    values = store.lock_run(tenant_id, run_id)
-    if values is None:
-        raise NotFound("run not found", field="run_id")
-    run = RunRow(values)
+    kept = store.memo.get(run_id) if store.memo is not None else None
+    if kept is not None and kept[0].tenant_id == tenant_id:
+        run, rows = kept  # rows as this connection's last transaction left them (nothing else wrote since)
+    else:
+        values = store.lock_run(tenant_id, run_id)
+        if values is None:
+            raise NotFound("run not found", field="run_id")
+        run, rows = RunRow(values), None
     spec = _spec_of(store, run)
     shape = graph(spec)
     full = detail(shape) if detail is not None else ()
-    rows = {values["step_id"]: StepRow(values) for values in store.step_rows(tenant_id, run_id, full)}
-    state = RunState(store, run, spec, rows, shape)
+    if rows is None:
+        rows = {values["step_id"]: StepRow(values) for values in store.step_rows(tenant_id, run_id, full)}
+        state = RunState(store, run, spec, rows, shape)
+    else:
+        state = RunState(store, run, spec, rows, shape)
+        state.load(full)
     result = act(state)
     state.write()
+    _keep(store, state)
     return state, result
+
+
+MEMO_RUNS_MAX = 256
+
+
+def _keep(store: Store, state: RunState) -> None:
+    """Remember an active run's rows for its next transition on this connection."""
+    memo = store.memo
+    if memo is None:
+        return
+    if state.run.status not in RUN_ACTIVE:
+        memo.pop(state.run.id, None)
+        return
+    if len(memo) >= MEMO_RUNS_MAX:
+        memo.clear()
+    memo[state.run.id] = (state.run, state.steps)
 
 
 async def publish(state: RunState) -> None:

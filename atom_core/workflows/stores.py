@@ -100,6 +100,8 @@ def _update(table: sa.Table, names: tuple[str, ...]) -> Any:
 class SessionStore:
     """The statements on a SQLAlchemy session (inside `AsyncSession.run_sync`)."""
 
+    memo = None
+
     def __init__(self, session: Session) -> None:
         self.session = session
 
@@ -282,8 +284,8 @@ class SqliteStore:
 
     session = None
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self.connection = connection
+    def __init__(self, connection: sqlite3.Connection, memo: dict[Any, Any]) -> None:
+        self.connection, self.memo = connection, memo  # see `DirectSqlite`
 
     def _rows(self, sql: _Sql, **values: Any) -> list[tuple[Any, ...]]:
         return self.connection.execute(sql.text, sql.params(values)).fetchall()
@@ -336,5 +338,3 @@ class SqliteStore:
         self.connection.execute(_SQL_INSERT_RUN.text, _SQL_INSERT_RUN.encoded(run))
         self.connection.executemany(_SQL_INSERT_STEP.text, [_SQL_INSERT_STEP.encoded(row) for row in steps])
         self.add_active(run["tenant_id"], run["id"], run["created_at"])
-
-
