@@ -3,9 +3,14 @@
 SQLAlchemy's async SQLite adapter sends every statement, fetch and commit to
 aiosqlite's thread and back (about 27 round trips for one workflow step), and
 its greenlet bridge and statement machinery cost more than the statements do.
-A path that runs a whole transaction as one function on this thread pays one
-round trip instead. Only small, hot transactions belong here; everything else
+Here a whole transaction is one function run on this connection's thread:
+one round trip. Only small, hot transactions belong here; everything else
 uses `session_scope`.
+
+Group commit: transactions asked for while others are running wait, then run
+together, each in a savepoint of one shared transaction (one BEGIN, one
+COMMIT, one round trip). Each still either commits whole or not at all, and
+none is answered before the COMMIT that makes it durable.
 
 A transaction may keep what it read in `memo` for the next one: the memo is
 emptied whenever another connection (of this process or any other) has
@@ -37,22 +42,63 @@ from atom_core.db import session as sessions
 from atom_core.settings import get_settings
 
 T = TypeVar("T")
-CHECKPOINT_EVERY = 250  # commits of this connection (a few pages each)
-logger = logging.getLogger(__name__)
 Work = Callable[[sqlite3.Connection, dict[Any, Any]], T]
+Outcome = tuple[Any, BaseException | None]
+CHECKPOINT_EVERY = 250  # commits of this connection (a few pages each)
+BATCH_MAX = 64  # transactions sharing one commit
+logger = logging.getLogger(__name__)
 
 
 class DirectSqlite:
-    """One connection, used only on its own thread: transactions run one at a time."""
+    """One connection, used only on its own thread."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atom-sqlite")
         self._checkpoints = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atom-sqlite-checkpoint")
-        self._commits = 0
         self._connection: sqlite3.Connection | None = None
         self._data_version: int | None = None
+        self._commits = 0
+        self._waiting: list[tuple[Work[Any], asyncio.Future[Any]]] = []
+        self._committer: asyncio.Task[None] | None = None
         self.memo: dict[Any, Any] = {}  # see the module's docstring; used on the connection's thread only
+
+    async def transaction(self, work: Work[T]) -> T:
+        """Run `work(connection, memo)` in a write transaction on this connection's thread.
+        Its writes are committed when it returns and undone when it raises."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[T] = loop.create_future()
+        self._waiting.append((work, answer))
+        if self._committer is None or self._committer.done() or self._committer.get_loop() is not loop:
+            self._committer = loop.create_task(self._commit_waiting())
+        return await answer
+
+    async def _commit_waiting(self) -> None:
+        """Run what waits, a batch per transaction, until nothing does."""
+        loop = asyncio.get_running_loop()
+        while self._waiting:
+            batch, self._waiting = self._waiting[:BATCH_MAX], self._waiting[BATCH_MAX:]
+            try:
+                async with sessions.sqlite_writer():
+                    outcomes = await loop.run_in_executor(self._thread, self._run, [work for work, _ in batch])
+            except asyncio.CancelledError:  # the loop is going away: nobody will be answered
+                for _, answer in batch + self._waiting:
+                    answer.cancel()
+                self._waiting = []
+                raise
+            except Exception as exc:  # the batch as a whole failed (e.g. at COMMIT)
+                outcomes = [(None, exc)] * len(batch)
+            self._answer(batch, outcomes)
+
+    @staticmethod
+    def _answer(batch: list[tuple[Work[Any], asyncio.Future[Any]]], outcomes: list[Outcome]) -> None:
+        for (_, answer), (result, error) in zip(batch, outcomes, strict=True):
+            if answer.done():  # its task was cancelled meanwhile; the work ran all the same
+                continue
+            if error is not None:
+                answer.set_exception(error)
+            else:
+                answer.set_result(result)
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -66,7 +112,8 @@ class DirectSqlite:
             self._connection = connection
         return self._connection
 
-    def _run(self, work: Work[T]) -> T:
+    def _run(self, works: list[Work[Any]]) -> list[Outcome]:
+        """One transaction for all of `works`, each in a savepoint of its own (when there are several)."""
         connection = self._connect()
         connection.execute("BEGIN IMMEDIATE")
         try:
@@ -74,7 +121,7 @@ class DirectSqlite:
             if version != self._data_version:  # another connection committed: the memo may be stale
                 self.memo.clear()
                 self._data_version = version
-            result = work(connection, self.memo)
+            outcomes = [self._one(connection, work, alone=len(works) == 1) for work in works]
             connection.execute("COMMIT")
         except BaseException:
             self.memo.clear()
@@ -84,7 +131,21 @@ class DirectSqlite:
         self._commits += 1
         if self._commits % CHECKPOINT_EVERY == 0:
             self._checkpoints.submit(self._checkpoint)
-        return result
+        return outcomes
+
+    def _one(self, connection: sqlite3.Connection, work: Work[Any], *, alone: bool) -> Outcome:
+        if alone:  # its error rolls the whole transaction back (see `_run`)
+            return work(connection, self.memo), None
+        connection.execute("SAVEPOINT work")
+        try:
+            result = work(connection, self.memo)
+        except Exception as exc:  # this one's writes are undone; the others' stand
+            self.memo.clear()  # it may have changed what the memo holds before failing
+            connection.execute("ROLLBACK TO work")
+            connection.execute("RELEASE work")
+            return None, exc
+        connection.execute("RELEASE work")
+        return result, None
 
     def _checkpoint(self) -> None:
         """Copy the log into the database without holding up this connection's writers
@@ -95,13 +156,6 @@ class DirectSqlite:
         except sqlite3.Error:  # another checkpoint is running, or the file is gone: the next one catches up
             logger.debug("SQLite checkpoint skipped", exc_info=True)
 
-    async def transaction(self, work: Work[T]) -> T:
-        """Run `work(connection, memo)` in one write transaction on this connection's thread.
-        It commits when `work` returns and rolls back when it raises."""
-        loop = asyncio.get_running_loop()
-        async with sessions.sqlite_writer():
-            return await loop.run_in_executor(self._thread, self._run, work)
-
     def _close(self) -> None:
         self.memo.clear()
         if self._connection is not None:
@@ -109,7 +163,7 @@ class DirectSqlite:
             self._connection = None
 
     def close(self) -> None:
-        """Close the connection on its thread and stop the thread (waits for a running transaction)."""
+        """Close the connection on its thread and stop the threads (waits for a running transaction)."""
         self._thread.submit(self._close).result()
         self._thread.shutdown(wait=True)
         self._checkpoints.shutdown(wait=True)

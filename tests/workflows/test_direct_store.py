@@ -7,6 +7,7 @@ hide a write made through another connection."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -118,3 +119,39 @@ async def test_a_write_through_another_connection_is_seen_by_the_next_transition
     assert done.run.status == "succeeded"
     assert statuses(done) == {"first": "succeeded", "check": "succeeded", "last": "succeeded"}
     assert done.run.output == {"expression": "1+1", "result": 2}
+
+
+async def test_concurrent_transactions_share_a_commit_and_fail_alone(backend: str, tmp_path) -> None:
+    path = str(tmp_path / "group.db")
+    setup = sqlite3.connect(path, isolation_level=None)
+    sqlite_pragmas(setup, None)
+    setup.execute("CREATE TABLE t (x INTEGER)")
+    direct = DirectSqlite(path)
+    commits: list[int] = []
+    real_run = direct._run
+
+    def counting_run(works):
+        commits.append(len(works))
+        return real_run(works)
+
+    direct._run = counting_run  # type: ignore[method-assign]
+
+    def insert(value: int):
+        def work(connection: sqlite3.Connection, memo: dict) -> int:
+            connection.execute("INSERT INTO t VALUES (?)", (value,))
+            if value == 3:
+                raise ValueError("three is refused")
+            return value
+
+        return work
+
+    try:
+        results = await asyncio.gather(*(direct.transaction(insert(v)) for v in range(6)), return_exceptions=True)
+        assert results[:3] == [0, 1, 2] and results[4:] == [4, 5]
+        assert isinstance(results[3], ValueError) and str(results[3]) == "three is refused"
+        stored = sorted(x for (x,) in setup.execute("SELECT x FROM t"))
+        assert stored == [0, 1, 2, 4, 5]  # the failed one's insert was undone, the others' kept
+        assert sum(commits) == 6 and len(commits) < 6  # fewer commits than transactions
+    finally:
+        direct.close()
+        setup.close()
