@@ -104,6 +104,7 @@ from atom_core.agents import tool_settings  # noqa: E402
 from atom_core.context import Ctx  # noqa: E402
 from atom_core.db import dispose_engine, get_engine, session_scope  # noqa: E402
 from atom_core.db import migrate as migrations  # noqa: E402
+from atom_core.db.direct import DirectSqlite  # noqa: E402
 from atom_core.infra.ratelimit import reset_rate_limiter  # noqa: E402
 from atom_core.infra.redis import close_redis  # noqa: E402
 from atom_core.settings import reset_settings  # noqa: E402
@@ -111,6 +112,7 @@ from atom_core.tenancy import service as tenancy  # noqa: E402
 from atom_core.workflows import engine, executors, steps  # noqa: E402
 from atom_core.workflows import service as workflows  # noqa: E402
 from atom_core.workflows.models import StepRun, WorkflowRun  # noqa: E402
+from atom_core.workflows.stores import SqliteStore  # noqa: E402
 from benchmarks.noop_plugin import NOOP_TOOL, register  # noqa: E402
 
 GOAL_RATIO = 1 / 3
@@ -378,14 +380,18 @@ def print_overhead(results: dict, rounds: int, runs: int) -> None:
 
 @contextmanager
 def instrumented() -> Iterator[dict[str, Any]]:
-    """Counts for one stretch of ATOM work: SQL statements (by verb and first table) and
-    their time in the driver, commits, aiosqlite thread round trips, step rows loaded."""
+    """Counts for one stretch of ATOM work: SQL statements (by verb and first table) on
+    SQLAlchemy's connections (with their driver time) and on the direct sqlite3 connection
+    (`db.direct`), commits, round trips to a database thread, transitions, and how many
+    transitions read the run's rows from the database instead of the connection's memo."""
     stats: dict[str, Any] = {
         "count": Counter(),
         "seconds": Counter(),
         "commits": 0,
         "round_trips": 0,
-        "rows_loaded": 0,
+        "transitions": 0,
+        "rows_read": 0,
+        "runs_read": 0,
     }
     sync_engine = get_engine().sync_engine
     starts: dict[int, tuple[float, str]] = {}
@@ -401,24 +407,51 @@ def instrumented() -> Iterator[dict[str, Any]]:
     def commit(conn) -> None:
         stats["commits"] += 1
 
-    def loaded(target, context) -> None:
-        stats["rows_loaded"] += 1
+    def traced(statement: str) -> None:  # every statement of the direct connection (no timing there)
+        stats["count"][classify(statement)] += 1
 
     hooks = [(sync_engine, "before_cursor_execute", before), (sync_engine, "after_cursor_execute", after)]
-    hooks += [(sync_engine, "commit", commit), (StepRun, "load", loaded)]
+    hooks += [(sync_engine, "commit", commit)]
     for target, name, fn in hooks:
         event.listen(target, name, fn)
-    original = aiosqlite.core.Connection._execute
+    patches = [(aiosqlite.core.Connection, "_execute"), (DirectSqlite, "_run"), (engine, "_locked")]
+    patches += [(SqliteStore, "lock_run"), (SqliteStore, "step_rows")]
+    originals = {(owner, name): getattr(owner, name) for owner, name in patches}
 
     async def round_trip(self, fn, *args, **kwargs):
         stats["round_trips"] += 1
-        return await original(self, fn, *args, **kwargs)
+        return await originals[(aiosqlite.core.Connection, "_execute")](self, fn, *args, **kwargs)
 
-    aiosqlite.core.Connection._execute = round_trip
+    def batch(self, works):
+        stats["round_trips"] += 1
+        stats["commits"] += 1
+        self._connect().set_trace_callback(traced)
+        try:
+            return originals[(DirectSqlite, "_run")](self, works)
+        finally:
+            self._connect().set_trace_callback(None)
+
+    def transition(*args, **kwargs):
+        stats["transitions"] += 1
+        return originals[(engine, "_locked")](*args, **kwargs)
+
+    def run_read(self, *args, **kwargs):
+        stats["runs_read"] += 1
+        return originals[(SqliteStore, "lock_run")](self, *args, **kwargs)
+
+    def rows_read(self, *args, **kwargs):
+        rows = list(originals[(SqliteStore, "step_rows")](self, *args, **kwargs))
+        stats["rows_read"] += len(rows)
+        return rows
+
+    replacements = [round_trip, batch, transition, run_read, rows_read]
+    for (owner, name), replacement in zip(patches, replacements, strict=True):
+        setattr(owner, name, replacement)
     try:
         yield stats
     finally:
-        aiosqlite.core.Connection._execute = original
+        for (owner, name), original in originals.items():
+            setattr(owner, name, original)
         for target, name, fn in hooks:
             event.remove(target, name, fn)
 
@@ -476,12 +509,17 @@ async def anatomy(atom: Atom, shape: Shape) -> dict:
         "ms_per_step": round(wall * 1000 / n, 3),
         "main_thread_cpu_ms_per_step": round(cpu * 1000 / n, 3),
         "statements_per_step": round(sum(sql["count"].values()) / n, 2),
+        "transitions_per_step": round(sql["transitions"] / n, 2),
         "commits_per_step": round(sql["commits"] / n, 2),
-        "driver_round_trips_per_step": round(sql["round_trips"] / n, 1),
-        "step_rows_loaded_per_step": round(sql["rows_loaded"] / n, 1),
+        "db_thread_round_trips_per_step": round(sql["round_trips"] / n, 2),
+        "runs_read_from_db_per_step": round(sql["runs_read"] / n, 2),
+        "step_rows_read_from_db_per_step": round(sql["rows_read"] / n, 2),
         "sql_ms_per_step": round(sum(sql["seconds"].values()) * 1000 / n, 3),
         "statements": {
-            kind: {"per_step": round(count / n, 2), "ms_each": round(sql["seconds"][kind] * 1000 / count, 3)}
+            kind: {
+                "per_step": round(count / n, 2),
+                "ms_each": round(sql["seconds"][kind] * 1000 / count, 3) if kind in sql["seconds"] else None,
+            }
             for kind, count in sql["count"].most_common()
         },
         "phases": {
@@ -493,16 +531,17 @@ async def anatomy(atom: Atom, shape: Shape) -> dict:
 
 def print_anatomy(name: str, a: dict) -> None:
     print(f"   {name}: {a['ms_per_step']:.3f} ms/step wall, {a['main_thread_cpu_ms_per_step']:.3f} ms/step CPU")
-    trips = a["driver_round_trips_per_step"]
     print(
-        f"     per step: {a['statements_per_step']:.1f} SQL statements in {a['commits_per_step']:.2f} transactions, "
-        + (f"{trips:.0f} round trips to the aiosqlite thread, " if trips else "")
-        + f"{a['step_rows_loaded_per_step']:.0f} step rows loaded into ORM objects"
+        f"     per step: {a['statements_per_step']:.1f} SQL statements, {a['transitions_per_step']:.2f} transitions "
+        f"in {a['commits_per_step']:.2f} commits, {a['db_thread_round_trips_per_step']:.2f} round trips to a "
+        f"database thread; read from the database: {a['runs_read_from_db_per_step']:.2f} run rows, "
+        f"{a['step_rows_read_from_db_per_step']:.2f} step rows (the rest from the direct connection's memo)"
     )
     total = a["sql_ms_per_step"]
-    print(f"     SQL statements (ms each: driver time; all of them, summed over concurrent steps: {total:.3f} ms/step)")
+    print(f"     SQL statements (ms each: SQLAlchemy driver time, '-' on the direct connection; {total:.3f} ms in all)")
     for kind, row in a["statements"].items():
-        print(f"       {row['per_step']:>6.2f}/step {row['ms_each']:>8.3f} ms each  {kind}")
+        each = f"{row['ms_each']:>8.3f}" if row["ms_each"] is not None else "       -"
+        print(f"       {row['per_step']:>6.2f}/step {each} ms each  {kind}")
     print("     engine phases")
     for label, row in a["phases"].items():
         print(f"       {row['per_step']:>6.2f}/step {row['ms_each']:>8.3f} ms each  {label}")
@@ -528,7 +567,7 @@ async def profile_atom(atom: Atom, shapes: list[Shape]) -> dict:
         report[shape.name] = await anatomy(atom, shape)
         print_anatomy(shape.name, report[shape.name])
 
-    print("   per-step cost against chain length (every transition loads all the run's steps; median of 3 runs)")
+    print("   per-step cost against chain length (median of 3 runs)")
     scaling = {}
     for length in (10, 50, 200):
         shape = chain(length)
@@ -538,11 +577,11 @@ async def profile_atom(atom: Atom, shapes: list[Shape]) -> dict:
             samples = [await atom.run(shape)]
         samples += [await atom.run(shape) for _ in range(2)]
         wall, cpu = (statistics.median(x) * 1000 / length for x in zip(*samples, strict=True))
-        rows = counts["rows_loaded"] / length
+        rows = counts["rows_read"] / length
         scaling[shape.name] = {"ms_per_step": round(wall, 3), "cpu_ms_per_step": round(cpu, 3), "rows": rows}
         print(
             f"     {shape.name:<10} {wall:>7.3f} ms/step, {cpu:>7.3f} CPU ms/step, "
-            f"{rows:>5.0f} step rows loaded per step"
+            f"{rows:>6.2f} step rows read from the database per step"
         )
     report["scaling"] = scaling
 
