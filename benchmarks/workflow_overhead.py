@@ -22,6 +22,10 @@ Both run the same no-op DAGs:
    engines (order alternating per round); medians are reported, with the
    process CPU time per step beside them (steadier than wall time on a busy host).
    Goal (issue 4): ATOM <= 1/3 of LangGraph's per-step overhead.
+   Then the commit floor: what one chain step's durable transaction costs with no
+   engine at all (plain sqlite3, the step's result, the next step's claim, two
+   events, the run's counters), through a database thread as ATOM runs it and,
+   for comparison, on the event loop itself.
    `--profile` adds where ATOM's time goes for one run of each shape: SQL
    statements, transactions and driver round trips per step, step rows loaded,
    time per engine phase, per-step cost against chain length (10/50/200), a
@@ -70,6 +74,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -105,6 +110,7 @@ from atom_core.context import Ctx  # noqa: E402
 from atom_core.db import dispose_engine, get_engine, session_scope  # noqa: E402
 from atom_core.db import migrate as migrations  # noqa: E402
 from atom_core.db.direct import DirectSqlite  # noqa: E402
+from atom_core.db.session import sqlite_pragmas  # noqa: E402
 from atom_core.infra.ratelimit import reset_rate_limiter  # noqa: E402
 from atom_core.infra.redis import close_redis  # noqa: E402
 from atom_core.settings import reset_settings  # noqa: E402
@@ -372,6 +378,84 @@ def print_overhead(results: dict, rounds: int, runs: int) -> None:
             f"   {'':<13} CPU ratio (process CPU time per step, less sensitive to a busy host) = "
             f"{r['cpu_ratio_atom_over_langgraph']:.2f}"
         )
+    print()
+
+
+# ---------------------------------------------------------- the commit floor
+
+FLOOR_SCHEMA = """
+CREATE TABLE runs (id TEXT PRIMARY KEY, event_seq INTEGER, cost INTEGER);
+CREATE TABLE steps (id TEXT PRIMARY KEY, run_id TEXT, status TEXT, attempts INTEGER, output TEXT,
+                    started_at TEXT, finished_at TEXT, lease_until TEXT);
+CREATE INDEX ix_steps_run ON steps (run_id);
+CREATE TABLE events (id TEXT PRIMARY KEY, run_id TEXT, seq INTEGER, type TEXT, data TEXT, created_at TEXT,
+                     UNIQUE (run_id, seq));
+"""
+
+
+async def commit_floor(steps: int = 2000) -> dict[str, float]:
+    """What one durable chain step costs here with no engine at all: one write transaction
+    recording what a step must (its result, the next step's claim, two events, the run's
+    counters) on SQLite with ATOM's settings (WAL, synchronous=NORMAL), run on a database
+    thread (one round trip, as ATOM does: no blocking I/O on the event loop) and, for
+    comparison, on the event loop itself. Median ms per step over 5 blocks."""
+    path = WORKDIR / "floor.db"
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    sqlite_pragmas(connection, None)
+    connection.executescript(FLOOR_SCHEMA)
+    run_id, ids = uuid.uuid4().hex, [uuid.uuid4().hex for _ in range(steps + 1)]
+    connection.execute("INSERT INTO runs VALUES (?, 0, 0)", (run_id,))
+    connection.executemany(
+        "INSERT INTO steps (id, run_id, status, attempts) VALUES (?, ?, 'pending', 0)", [(i, run_id) for i in ids]
+    )
+
+    def step(n: int) -> None:
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute(
+            "UPDATE steps SET status = 'succeeded', output = 'null', finished_at = ?, lease_until = NULL WHERE id = ?",
+            (now, ids[n]),
+        )
+        connection.execute(
+            "UPDATE steps SET status = 'running', attempts = 1, started_at = ?, lease_until = ? WHERE id = ?",
+            (now, now, ids[n + 1]),
+        )
+        connection.executemany(
+            "INSERT INTO events VALUES (?, ?, ?, ?, '{}', ?)",
+            [
+                (uuid.uuid4().hex, run_id, 2 * n + k, kind, now)
+                for k, kind in ((1, "step.finished"), (2, "step.started"))
+            ],
+        )
+        connection.execute("UPDATE runs SET event_seq = ?, cost = cost + 0 WHERE id = ?", (2 * n + 2, run_id))
+        connection.execute("COMMIT")
+
+    loop, thread = asyncio.get_running_loop(), ThreadPoolExecutor(max_workers=1)
+    figures: dict[str, list[float]] = {"thread": [], "inline": []}
+    block, done = steps // 10, 0
+    try:
+        for _ in range(5):
+            for mode in ("thread", "inline"):
+                started = time.perf_counter()
+                for n in range(done, done + block):
+                    if mode == "thread":
+                        await loop.run_in_executor(thread, step, n)
+                    else:
+                        step(n)
+                figures[mode].append((time.perf_counter() - started) * 1000 / block)
+                done += block
+    finally:
+        thread.shutdown()
+        connection.close()
+    return {mode: round(statistics.median(values), 3) for mode, values in figures.items()}
+
+
+def print_floor(floor: dict[str, float], overhead: dict) -> None:
+    baseline = overhead["chain-50"]["langgraph_ms_per_step"] if overhead else None
+    print("== the commit floor: one durable chain step's transaction, no engine (SQLite, WAL, synchronous=NORMAL)")
+    for mode, label in (("thread", "through a database thread (as ATOM)"), ("inline", "on the event loop")):
+        ratio = f" = {floor[mode] / baseline:.2f} x LangGraph's chain step" if baseline else ""
+        print(f"   {label:<38} {floor[mode]:.3f} ms/step{ratio}")
     print()
 
 
@@ -907,6 +991,8 @@ async def main() -> None:
             overhead, atom = await per_step_overhead(shapes, args.rounds, args.runs_per_round)
             print_overhead(overhead, args.rounds, args.runs_per_round)
             figures["per_step"] = overhead
+            figures["commit_floor_ms_per_step"] = floor = await commit_floor()
+            print_floor(floor, overhead)
             if args.profile:
                 figures["profile"] = await profile_atom(atom, shapes)
             elif not all(r["goal_met"] for r in overhead.values()):
