@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -36,36 +37,41 @@ APPROVAL_SPEC = {
 }
 
 
-async def test_the_memo_is_emptied_when_another_connection_commits(backend: str, tmp_path) -> None:
-    path = str(tmp_path / "memo.db")
+@pytest.fixture
+def table_t(tmp_path) -> Iterator[tuple[sqlite3.Connection, DirectSqlite]]:
+    """A database with a table `t (x)`: a plain connection to it (another writer) and a direct one."""
+    path = str(tmp_path / "direct.db")
     other = sqlite3.connect(path, isolation_level=None)
     sqlite_pragmas(other, None)
     other.execute("CREATE TABLE t (x INTEGER)")
     direct = DirectSqlite(path)
-    try:
+    yield other, direct
+    direct.close()
+    other.close()
 
-        def remember(connection: sqlite3.Connection, memo: dict) -> dict:
-            seen = dict(memo)
-            memo["kept"] = connection.execute("SELECT count(*) FROM t").fetchone()[0]
-            return seen
 
-        assert await direct.transaction(remember) == {}
-        assert await direct.transaction(remember) == {"kept": 0}  # nothing else wrote: kept
-        other.execute("INSERT INTO t VALUES (1)")
-        assert await direct.transaction(remember) == {}  # another connection committed: forgotten
-        assert await direct.transaction(remember) == {"kept": 1}
+async def test_the_memo_is_emptied_when_another_connection_commits(backend: str, table_t) -> None:
+    other, direct = table_t
 
-        def fail(connection: sqlite3.Connection, memo: dict) -> None:
-            connection.execute("INSERT INTO t VALUES (2)")
-            raise ValueError("boom")
+    def remember(connection: sqlite3.Connection, memo: dict) -> dict:
+        seen = dict(memo)
+        memo["kept"] = connection.execute("SELECT count(*) FROM t").fetchone()[0]
+        return seen
 
-        with pytest.raises(ValueError, match="boom"):
-            await direct.transaction(fail)
-        assert await direct.transaction(remember) == {}  # a failed transaction forgets too
-        assert other.execute("SELECT count(*) FROM t").fetchone()[0] == 1  # and wrote nothing
-    finally:
-        direct.close()
-        other.close()
+    assert await direct.transaction(remember) == {}
+    assert await direct.transaction(remember) == {"kept": 0}  # nothing else wrote: kept
+    other.execute("INSERT INTO t VALUES (1)")
+    assert await direct.transaction(remember) == {}  # another connection committed: forgotten
+    assert await direct.transaction(remember) == {"kept": 1}
+
+    def fail(connection: sqlite3.Connection, memo: dict) -> None:
+        connection.execute("INSERT INTO t VALUES (2)")
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        await direct.transaction(fail)
+    assert await direct.transaction(remember) == {}  # a failed transaction forgets too
+    assert other.execute("SELECT count(*) FROM t").fetchone()[0] == 1  # and wrote nothing
 
 
 async def test_embedded_sqlite_uses_the_direct_connection(backend: str, owner: Ctx) -> None:
@@ -121,12 +127,8 @@ async def test_a_write_through_another_connection_is_seen_by_the_next_transition
     assert done.run.output == {"expression": "1+1", "result": 2}
 
 
-async def test_concurrent_transactions_share_a_commit_and_fail_alone(backend: str, tmp_path) -> None:
-    path = str(tmp_path / "group.db")
-    setup = sqlite3.connect(path, isolation_level=None)
-    sqlite_pragmas(setup, None)
-    setup.execute("CREATE TABLE t (x INTEGER)")
-    direct = DirectSqlite(path)
+async def test_concurrent_transactions_share_a_commit_and_fail_alone(backend: str, table_t) -> None:
+    other, direct = table_t
     commits: list[int] = []
     real_run = direct._run
 
@@ -145,13 +147,9 @@ async def test_concurrent_transactions_share_a_commit_and_fail_alone(backend: st
 
         return work
 
-    try:
-        results = await asyncio.gather(*(direct.transaction(insert(v)) for v in range(6)), return_exceptions=True)
-        assert results[:3] == [0, 1, 2] and results[4:] == [4, 5]
-        assert isinstance(results[3], ValueError) and str(results[3]) == "three is refused"
-        stored = sorted(x for (x,) in setup.execute("SELECT x FROM t"))
-        assert stored == [0, 1, 2, 4, 5]  # the failed one's insert was undone, the others' kept
-        assert sum(commits) == 6 and len(commits) < 6  # fewer commits than transactions
-    finally:
-        direct.close()
-        setup.close()
+    results = await asyncio.gather(*(direct.transaction(insert(v)) for v in range(6)), return_exceptions=True)
+    assert results[:3] == [0, 1, 2] and results[4:] == [4, 5]
+    assert isinstance(results[3], ValueError) and str(results[3]) == "three is refused"
+    stored = sorted(x for (x,) in other.execute("SELECT x FROM t"))
+    assert stored == [0, 1, 2, 4, 5]  # the failed one's insert was undone, the others' kept
+    assert sum(commits) == 6 and len(commits) < 6  # fewer commits than transactions
