@@ -105,8 +105,15 @@ def _agent_row(*children: rx.Component) -> rx.Component:
     )
 
 
-def _answer(text: rx.Var[str]) -> rx.Component:
-    return rx.text(text, white_space="pre-wrap", word_break="break-word", size="3", data_testid="answer")
+def _answer(text: rx.Var[str], test_id: str = "answer") -> rx.Component:
+    """A model's answer as Markdown (GitHub flavour). Raw HTML in it is shown as text, never
+    rendered: answers can repeat what a prompt injection put in a tool result."""
+    return rx.box(
+        rx.markdown(text, use_raw=False, use_math=False, use_katex=False),
+        word_break="break-word",
+        width="100%",
+        data_testid=test_id,
+    )
 
 
 def _error(turn: Turn) -> rx.Component:
@@ -168,16 +175,7 @@ def live_turn() -> rx.Component:
             _user_bubble(S.live_prompt),
             _agent_row(
                 rx.foreach(S.live_tools, tool_card),
-                rx.cond(
-                    S.live_text != "",
-                    rx.text(
-                        S.live_text,
-                        white_space="pre-wrap",
-                        word_break="break-word",
-                        size="3",
-                        data_testid="live-answer",
-                    ),
-                ),
+                rx.cond(S.live_text != "", _answer(S.live_text, "live-answer")),
                 rx.hstack(
                     rx.spinner(size="1"),
                     rx.text(rx.cond(S.stop_requested, "Stopping…", "Thinking…"), size="1", color_scheme="gray"),

@@ -122,6 +122,22 @@ def test_playground_streams_an_answer_with_tool_card_and_cost(
     expect(page.get_by_role("tab", name="Providers")).to_have_attribute("aria-selected", "true", timeout=15_000)
 
 
+def test_answers_render_markdown_but_never_raw_html(page: Page, base_url: str, atom: Callable[..., str], snap) -> None:
+    """The offline model repeats the question, so the answer holds what we send."""
+    _, tenant = sign_up(page, base_url)
+    atom("agent", "create", "--tenant", tenant, "echo", "--name", "Echo")
+    page.goto(f"{base_url}/playground?agent=echo")
+    expect(page.get_by_role("combobox", name="Agent")).to_have_text("Echo (echo)", timeout=15_000)
+    _send(page, 'Say **bold** and `code` <img src=x onerror="window.__pwned=1">')
+    answer = page.get_by_test_id("answer")
+    expect(answer.locator("strong")).to_have_text("bold", timeout=60_000)
+    expect(answer.locator("code")).to_have_text("code")
+    expect(answer.locator("img")).to_have_count(0)  # the HTML was not rendered ...
+    expect(answer).not_to_contain_text("**")  # ... while the Markdown was
+    assert page.evaluate("() => window.__pwned") is None
+    snap("playground-markdown")
+
+
 @pytest.mark.parametrize("viewport", [{"width": 390, "height": 844}], ids=["phone"])
 def test_playground_on_a_narrow_window(page: Page, base_url: str, atom: Callable[..., str], snap) -> None:
     _, tenant = sign_up(page, base_url)
