@@ -1,4 +1,4 @@
-"""Plain-text views of workflow data for the workflows and runs pages: money,
+"""Plain-text views of workflow data for the workflows and runs pages:
 durations, truncated outputs and specs as YAML (times and one-line previews are
 in `formatting`). No Reflex here."""
 
@@ -15,19 +15,6 @@ from atom_ui.components.formatting import PREVIEW_CHARS
 FULL_CHARS = 20_000  # one step's output, shown when the user opens it
 # The previews of a run's steps together stay under this many characters in the page state.
 PREVIEWS_BUDGET = 12_000
-
-
-def usd(micros: int | None) -> str:
-    """Integer micro-dollars as dollars: whole cents when large, more digits when tiny."""
-    micros = micros or 0
-    if micros == 0:
-        return "$0.00"
-    dollars = micros / 1_000_000
-    if abs(dollars) >= 1:
-        return f"${dollars:,.2f}"
-    text = f"{dollars:.4f}" if abs(dollars) >= 0.01 else f"{dollars:.6f}"
-    whole, _, cents = text.partition(".")
-    return f"${whole}.{cents.rstrip('0').ljust(2, '0')}"
 
 
 def duration(start: datetime | None, end: datetime | None, *, now: datetime | None = None) -> str:

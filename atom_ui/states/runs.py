@@ -27,8 +27,8 @@ from atom_core.workflows import engine
 from atom_core.workflows import service as workflows
 from atom_core.workflows.models import RUN_ACTIVE, StepRun, WorkflowRun
 from atom_ui.components import dag_layout
-from atom_ui.components.formatting import preview, when
-from atom_ui.components.workflow_format import FULL_CHARS, as_text, clip, duration, preview_budget, short_id, usd
+from atom_ui.components.formatting import exact_usd, preview, when
+from atom_ui.components.workflow_format import FULL_CHARS, as_text, clip, duration, preview_budget, short_id
 from atom_ui.session import current_ctx, user_message
 from atom_ui.state import AuthState, _as_uuid
 from atom_ui.states.paging import CursorPages
@@ -67,7 +67,7 @@ def run_row(run: WorkflowRun, workflow_name: str) -> RunRow:
         workflow=workflow_name,
         version=run.version,
         status=run.status,
-        cost=usd(run.cost_micros),
+        cost=exact_usd(run.cost_micros),
         created=when(run.created_at),
         took=duration(run.started_at or run.created_at, run.finished_at) if run.finished_at else "",
         rerun_of=short_id(run.parent_run_id) if run.parent_run_id else "",
@@ -120,7 +120,7 @@ def step_row(row: StepRun, spec_step: SpecStep | None, budget: int) -> StepRow:
         description=clip(spec_step.description, 300) if spec_step else "",
         status=row.status,
         attempts=row.attempts,
-        cost=usd(row.cost_micros),
+        cost=exact_usd(row.cost_micros),
         took=duration(row.started_at, row.finished_at) if row.started_at and row.finished_at else "",
         output_preview=preview(output, budget),
         has_output=bool(output),
@@ -272,7 +272,8 @@ class RunState(rx.State):
         self.status, self.error, self.version = run.status, run.error or "", run.version
         self.input_text = clip(as_text(run.input), INPUT_CHARS)
         self.output_text = clip(as_text(run.output), 8000)
-        self.cost, self.saved, self.saved_any = usd(run.cost_micros), usd(run.saved_micros), bool(run.parent_run_id)
+        self.cost, self.saved = exact_usd(run.cost_micros), exact_usd(run.saved_micros)
+        self.saved_any = bool(run.parent_run_id)
         self.took = duration(run.started_at or run.created_at, run.finished_at)
         self.created, self.finished = when(run.created_at), when(run.finished_at)
         self.parent_key = str(run.parent_run_id) if run.parent_run_id else ""
@@ -494,7 +495,7 @@ class RunState(rx.State):
             return
         self.rerunning, self.rerun_open = False, False
         yield rx.toast.success(
-            f"Rerun from '{self.rerun_step}' started; reusing the steps before it saved {usd(run.saved_micros)}."
+            f"Rerun from '{self.rerun_step}' started; reusing the steps before it saved {exact_usd(run.saved_micros)}."
         )
         yield rx.redirect(f"/runs/{run.id}")
 

@@ -18,7 +18,7 @@ from atom_core.tenancy import service as tenancy
 from atom_core.workflows import executors
 from atom_core.workflows import service as workflows
 from atom_core.workflows import spec as specs
-from atom_core.workflows.models import StepRun
+from atom_core.workflows.models import StepRun, WorkflowRun
 from atom_ui.components import dag_layout, formatting
 from atom_ui.components import workflow_format as fmt
 from atom_ui.states import runs as run_states
@@ -114,13 +114,11 @@ def test_editor_graph_outlines_the_step_a_validation_error_names() -> None:
 # ------------------------------------------------------------ formatting
 
 
-def test_money_and_durations() -> None:
-    assert fmt.usd(0) == "$0.00"
-    assert fmt.usd(None) == "$0.00"
-    assert fmt.usd(120) == "$0.00012"
-    assert fmt.usd(100_000) == "$0.10"
-    assert fmt.usd(123_456) == "$0.1235"
-    assert fmt.usd(12_345_678) == "$12.35"
+def test_money_is_exact_as_on_every_page_and_durations() -> None:
+    run = WorkflowRun(tenant_id=uuid.uuid4(), workflow_id=uuid.uuid4(), version=1, cost_micros=120)
+    assert run_states.run_row(run, "flow").cost == "$0.000120"  # as the playground and analytics show money
+    row = StepRun(tenant_id=run.tenant_id, run_id=run.id, step_id="a", cost_micros=12_345_678)
+    assert run_states.step_row(row, None, 1000).cost == "$12.345678"
     start = datetime(2025, 1, 1, tzinfo=UTC)
     assert fmt.duration(None, None) == ""
     assert fmt.duration(start, start + timedelta(seconds=1.25)) == "1.2 s"
