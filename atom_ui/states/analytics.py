@@ -272,15 +272,27 @@ def spend_by_agent_figure(summary: reports.Summary) -> go.Figure:
 
 
 def latency_figure(summary: reports.Summary) -> go.Figure:
-    agents = [a for a in _top_agents(summary) if a.latency_p50_ms is not None]
+    """p50 and p95 per agent as horizontal bars (agent names stay readable however many there
+    are), the legend above the plot, and a row of height per agent."""
+    agents = list(reversed([a for a in _top_agents(summary) if a.latency_p50_ms is not None]))
     names = [a.agent_slug for a in agents]
     bars = [
-        go.Bar(name="p50", x=names, y=[a.latency_p50_ms for a in agents]),
-        go.Bar(name="p95", x=names, y=[a.latency_p95_ms for a in agents]),
+        go.Bar(name="p50", y=names, x=[a.latency_p50_ms for a in agents], orientation="h"),
+        go.Bar(name="p95", y=names, x=[a.latency_p95_ms for a in agents], orientation="h"),
     ]
     for bar in bars:
-        bar.hovertemplate = "%{x} %{fullData.name}: %{y:,} ms<extra></extra>"
-    return go.Figure(bars, layout=_layout(barmode="group", yaxis={"ticksuffix": " ms", "rangemode": "tozero"}))
+        bar.hovertemplate = "%{y} %{fullData.name}: %{x:,} ms<extra></extra>"
+    return go.Figure(
+        bars,
+        layout=_layout(
+            barmode="group",
+            height=max(300, 60 + 28 * len(agents)),
+            margin={"l": 8, "r": 8, "t": 32, "b": 8},
+            legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+            xaxis={"ticksuffix": " ms", "rangemode": "tozero", "automargin": True},
+            yaxis={"automargin": True},
+        ),
+    )
 
 
 def success_figure(summary: reports.Summary) -> go.Figure:

@@ -141,7 +141,11 @@ def test_per_agent_figures() -> None:
     spend = view.spend_by_agent_figure(summary)
     assert list(spend.data[0].y) == ["agent-1", "agent-0"] and spend.data[0].orientation == "h"
     latency = view.latency_figure(summary)
-    assert [b.name for b in latency.data] == ["p50", "p95"] and list(latency.data[1].y) == [200, 202]
+    assert [b.name for b in latency.data] == ["p50", "p95"] and list(latency.data[1].x) == [202, 200]
+    assert list(latency.data[0].y) == ["agent-1", "agent-0"] and latency.data[0].orientation == "h"
+    assert latency.layout.legend.y >= 1  # above the plot: never over the agent names
+    many = view.latency_figure(_summary(agents_count=view.MAX_AGENTS))
+    assert many.layout.height >= 28 * view.MAX_AGENTS  # a row per agent
     success = view.success_figure(summary)
     assert list(success.data[0].y) == [75.0, 75.0] and list(success.data[0].text) == ["75.0%", "75.0%"]
     tokens = view.tokens_by_day_figure(summary)
