@@ -10,10 +10,12 @@ provider's `api_base`): the guard against server-side request forgery.
   operator's internal network.
 
 A host is resolved and every address it resolves to is checked: one private
-address among public ones is enough to refuse it. The HTTP client resolves
-the name again when it connects, so a DNS server that answers differently
-within milliseconds could still slip through; the check stops the common
-cases (internal names, literal addresses, redirects to them).
+address among public ones is enough to refuse it. `http_get` connects
+through `pinned_transport`, which resolves, checks and connects to the very
+address it checked, so a DNS answer that changes between a check and the
+connection (DNS rebinding) cannot slip through. Model providers' clients
+(litellm's) resolve on their own: their `api_base` is checked before each
+use, which stops internal names and literal addresses but not rebinding.
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+import httpcore
+import httpx
 
 from atom_core.settings import get_settings
 
@@ -93,3 +101,49 @@ def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
 
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+class PinnedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network layer, connecting only to addresses it checked itself."""
+
+    def __init__(self, allow_private: bool) -> None:
+        self.allow_private = allow_private
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            addresses = await resolve(host, port)
+        except Unresolvable:
+            raise httpcore.ConnectError(f"the host {host!r} could not be resolved") from None
+        if any(refusal(address, allow_private=self.allow_private) for address in addresses):
+            raise httpcore.ConnectError(f"{host!r} resolved to an address this server does not allow")
+        failure: Exception = httpcore.ConnectError(f"the host {host!r} has no address")
+        for address in addresses:  # TLS still checks the certificate against `host`, not the address
+            try:
+                return await self._inner.connect_tcp(
+                    str(address), port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        raise failure
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None) -> Any:  # noqa: ASYNC109
+        raise httpcore.ConnectError("unix sockets are not reachable from tools")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def pinned_transport(tls: ssl.SSLContext, *, allow_private: bool) -> httpx.AsyncHTTPTransport:
+    """An httpx transport whose connections go to checked addresses only (see `PinnedBackend`)."""
+    transport = httpx.AsyncHTTPTransport(verify=tls, trust_env=False)
+    # httpx has no option for the network layer; its pool is httpcore's, rebuilt here with ours.
+    transport._pool = httpcore.AsyncConnectionPool(ssl_context=tls, network_backend=PinnedBackend(allow_private))
+    return transport

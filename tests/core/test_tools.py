@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import socket
 import threading
@@ -29,6 +30,7 @@ from atom_core.agents.tools import (
 )
 from atom_core.context import Ctx
 from atom_core.errors import Invalid
+from atom_core.infra import egress
 
 CTX = Ctx(tenant_id=uuid.uuid4(), user_id=uuid.uuid4(), role="member", actor="user:test")
 NO_HTTP = ToolEnv()
@@ -591,6 +593,41 @@ LOOPBACK = loopback_env({"127.0.0.1"})
 
 async def get(url: str, env: ToolEnv = LOOPBACK, timeout_s: float = 5.0) -> ToolResult:
     return await run("http_get", json.dumps({"url": url}), env=env, timeout_s=timeout_s)
+
+
+def fixed_dns(monkeypatch: pytest.MonkeyPatch, *answers: str) -> list[str]:
+    """ATOM's resolver (`egress.resolve`) gives these answers in turn (the last one from then
+    on); the system's resolver is never asked. Returns the names looked up."""
+    asked: list[str] = []
+    queue = list(answers)
+
+    async def resolve(host: str, port: int | None = None) -> list:
+        asked.append(host)
+        return [ipaddress.ip_address(queue.pop(0) if len(queue) > 1 else queue[0])]
+
+    monkeypatch.setattr(egress, "resolve", resolve)
+    return asked
+
+
+async def test_http_get_connects_to_the_address_it_checked(server, base, monkeypatch):
+    """`.invalid` names never resolve on a real resolver: the request can only arrive if the
+    connection went to the address ATOM resolved and checked."""
+    asked = fixed_dns(monkeypatch, "127.0.0.1")
+    port = server.server_address[1]
+    result = await get(f"http://pinned.invalid:{port}/hello", env=loopback_env({"pinned.invalid"}))
+    assert result.ok, result.error
+    assert output(result)["text"] == "hello from loopback ✓" and server.hits == ["/hello"]
+    assert set(asked) == {"pinned.invalid"}
+
+
+async def test_http_get_refuses_a_dns_answer_that_changes_after_the_check(server, base, monkeypatch):
+    """DNS rebinding: a public address when the host is checked, loopback when it is connected to."""
+    fixed_dns(monkeypatch, "93.184.216.34", "127.0.0.1")
+    port = server.server_address[1]
+    env = ToolEnv(http_allowed_hosts={"rebind.invalid"}, allow_private_networks=False)
+    result = await get(f"http://rebind.invalid:{port}/hello", env=env)
+    assert not result.ok and "resolved to an address this server does not allow" in result.error
+    assert server.hits == []
 
 
 async def test_http_get_is_off_without_allow_listed_hosts(server, base):

@@ -288,7 +288,10 @@ async def http_get(
         async with (
             asyncio.timeout(env.http_timeout_s),  # one deadline for everything: a slow drip cannot outlast it
             httpx.AsyncClient(
-                verify=tls, trust_env=False, follow_redirects=False, headers=headers, timeout=env.http_timeout_s
+                transport=egress.pinned_transport(tls, allow_private=env.allow_private_networks),
+                follow_redirects=False,
+                headers=headers,
+                timeout=env.http_timeout_s,
             ) as client,
         ):
             for _ in range(env.http_max_redirects + 1):
