@@ -184,6 +184,8 @@ async def _ask(
 
 def _check_configured(model: str, credentials: providers.Credentials) -> None:
     provider = providers.provider_of(model)
+    if reason := providers.ambient_refusal(provider):
+        raise ProviderNotConfigured(reason, field="model")
     if credentials.api_key or credentials.api_base or provider in KEYLESS_PROVIDERS:
         return
     if get_settings().allow_env_provider_keys:

@@ -116,7 +116,28 @@ async def check_provider(provider: str) -> str:
             f"provider must be a LiteLLM provider prefix such as openai, anthropic, gemini or ollama; {shown}",
             field="provider",
         )
+    if reason := ambient_refusal(provider):
+        raise Invalid(reason, field="provider")
     return provider
+
+
+# Providers that sign in with the server's own cloud identity (AWS keys and roles, Google
+# application credentials, an OCI config) rather than an API key. ATOM stores an API key per
+# workspace, never such an identity: a workspace would be spending the operator's account,
+# and with a base URL of its choosing could be handed a token for it.
+AMBIENT_PROVIDERS = frozenset(
+    {"bedrock", "bedrock_mantle", "sagemaker", "sagemaker_chat", "sagemaker_nova", "vertex_ai", "vertex_ai_beta", "oci"}
+)
+
+
+def ambient_refusal(provider: str | None) -> str | None:
+    """Why a workspace may not use this provider (see AMBIENT_PROVIDERS), or None."""
+    if provider in AMBIENT_PROVIDERS and not get_settings().allow_env_provider_keys:
+        return (
+            f"provider '{provider}' signs in with the server's own cloud credentials, which workspaces may not "
+            "use (the operator can allow it with ATOM_ALLOW_ENV_PROVIDER_KEYS)"
+        )
+    return None
 
 
 def check_api_key(api_key: str) -> str:

@@ -15,6 +15,7 @@ from atom_core.governance import audit
 from atom_core.llm import crypto, providers
 from atom_core.settings import reset_settings
 from atom_core.tenancy import service as tenancy
+from tests.api.test_runs import agent, start
 from tests.llm_stub import Fail, LLMStub, Reply
 
 pytestmark = pytest.mark.usefixtures("loopback_allowed")  # the LLM stub listens on 127.0.0.1
@@ -315,6 +316,26 @@ async def test_provider_test_never_sends_the_operators_environment_key(
     reset_settings()
     await client.post(f"{PROVIDERS}/openai/test", json={}, headers=owner.headers)
     assert llm_stub.calls("gpt-4o-mini")[1].headers["authorization"] == f"Bearer {sentinel}"
+
+
+@pytest.mark.parametrize("provider", ["bedrock", "vertex_ai", "sagemaker"])
+async def test_providers_that_sign_in_with_the_servers_cloud_identity_are_off(
+    client: httpx.AsyncClient, make_account, monkeypatch: pytest.MonkeyPatch, provider: str
+) -> None:
+    """AWS and Google credentials come from the server's environment, never from a workspace."""
+    owner = await make_account()
+    body = {"api_key": new_key(), "api_base": "https://example.com"}
+    response = await client.put(f"{PROVIDERS}/{provider}", json=body, headers=owner.headers)
+    assert response.status_code == 422 and response.json()["error"]["field"] == "provider"
+    assert "server's own cloud credentials" in response.json()["error"]["message"]
+    assert (await client.get(PROVIDERS, headers=owner.headers)).json()["items"] == []
+    helper = await agent(client, owner, model=f"{provider}/some-model")
+    run = await start(client, owner, helper["id"], "hi")
+    assert run["status"] == "failed" and "server's own cloud credentials" in run["error"]
+    monkeypatch.setenv("ATOM_ALLOW_ENV_PROVIDER_KEYS", "true")  # the operator's explicit consent
+    reset_settings()
+    assert providers.ambient_refusal(provider) is None
+    assert (await client.put(f"{PROVIDERS}/{provider}", json=body, headers=owner.headers)).status_code == 200
 
 
 async def test_provider_test_when_nobody_listens(client: httpx.AsyncClient, make_account) -> None:
