@@ -9,6 +9,11 @@ here. One subscription per process, not a Redis connection per run.
 A request only cancels a run of the tenant whose channel carried it, so a
 run id from another tenant does nothing. A process runs its agents on one
 event loop (the server's, a worker's, a CLI command's).
+
+The process that cancels the run answers on `agent-runs:cancel-ack`. No
+answer within `ACK_WAIT_S` means no live process runs it (the one that did
+died): the requester then records the run as cancelled itself (`request`
+returns False).
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from atom_core.infra.redis import get_redis
 
 log = logging.getLogger(__name__)
 TOPIC = "agent-runs:cancel"
+ACK_TOPIC = "agent-runs:cancel-ack"
+ACK_WAIT_S = 2.0
+_acks: set[asyncio.Task] = set()  # strong references until they are sent
 _running: dict[uuid.UUID, tuple[str, asyncio.Task]] = {}  # run id -> (tenant id, the task running it here)
 
 
@@ -53,9 +61,20 @@ def cancel_here(tenant_id: object, run_id: uuid.UUID) -> bool:
     return True
 
 
-async def request(ctx: Ctx, run_id: uuid.UUID) -> None:
-    """Ask every node to cancel the run; the one executing it does."""
-    await events.get_bus().publish(events.channel(ctx.tenant_id, TOPIC), {"run_id": str(run_id)})
+async def request(ctx: Ctx, run_id: uuid.UUID) -> bool:
+    """Ask every node to cancel the run; the one executing it does and says so.
+    False when no process answered within ACK_WAIT_S: none runs it any more."""
+    bus, wanted = events.get_bus(), str(run_id)
+    async with bus.listen(events.channel(ctx.tenant_id, ACK_TOPIC)) as acks:
+        await bus.publish(events.channel(ctx.tenant_id, TOPIC), {"run_id": wanted})
+        try:
+            async with asyncio.timeout(ACK_WAIT_S):
+                async for event in acks:
+                    if event.get("run_id") == wanted:
+                        return True
+        except TimeoutError:
+            pass
+    return False
 
 
 # --- the process's listener ----------------------------------------------------------------
@@ -111,4 +130,15 @@ def _on_request(channel: str, event: dict[str, Any]) -> None:
         run_id = uuid.UUID(str(event.get("run_id")))
     except ValueError:
         return
-    cancel_here(events.tenant_of(channel), run_id)
+    tenant_id = events.tenant_of(channel)
+    if cancel_here(tenant_id, run_id):
+        task = asyncio.create_task(_acknowledge(tenant_id, run_id))
+        _acks.add(task)
+        task.add_done_callback(_acks.discard)
+
+
+async def _acknowledge(tenant_id: str, run_id: uuid.UUID) -> None:
+    try:
+        await events.get_bus().publish(events.channel(tenant_id, ACK_TOPIC), {"run_id": str(run_id)})
+    except Exception as exc:  # the requester then marks the run cancelled itself, which this run also ends as
+        log.warning("could not acknowledge a cancel request (%s)", type(exc).__name__)

@@ -16,6 +16,7 @@ Events (`run.started`, `token`, `tool.started`, `tool.finished`,
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 import uuid
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import select, update
 
 from atom_core.agents import cancellation, run_writes, tool_settings
 from atom_core.agents import service as agents
@@ -44,6 +45,8 @@ from atom_core.llm import gateway
 from atom_core.memory import recall
 from atom_core.settings import get_settings
 from atom_core.tenancy import permissions
+
+logger = logging.getLogger(__name__)
 
 INPUT_MAX = 32_000
 HISTORY_MAX = 50
@@ -381,15 +384,45 @@ def run_summary(run: AgentRun) -> dict[str, Any]:
 
 
 async def cancel_run(ctx: Ctx, run_id: uuid.UUID) -> bool:
-    """Cancel a run wherever it executes: here at once, elsewhere through the bus.
+    """Cancel a run wherever it executes: here at once, elsewhere through the bus
+    (in the background: the caller is not kept waiting for the answer).
     False if the run is not running (it finished, failed or was cancelled)."""
     permissions.require(ctx, "agents.run")
     run = await get_run(ctx, run_id)
     if run.status != "running":
         return False
     if not cancellation.cancel_here(ctx.tenant_id, run.id):
-        await cancellation.request(ctx, run.id)
+        task = asyncio.create_task(_cancel_elsewhere(ctx, run))
+        _cancelling.add(task)
+        task.add_done_callback(_cancelling.discard)
     return True
+
+
+_cancelling: set[asyncio.Task] = set()  # strong references until they finish
+
+
+async def _cancel_elsewhere(ctx: Ctx, run: AgentRun) -> None:
+    """Ask the process running it; if none answers, that process died with the run
+    "running": record it as cancelled here, and tell whoever follows its events."""
+    try:
+        if await cancellation.request(ctx, run.id):
+            return
+        abandoned = {"status": "cancelled", "error": ABANDONED, "finished_at": datetime.now(UTC)}
+        async with session_scope(ctx) as session:
+            result = await session.exec(
+                update(AgentRun)
+                .where(AgentRun.tenant_id == ctx.tenant_id, AgentRun.id == run.id, AgentRun.status == "running")
+                .values(**abandoned)
+            )
+        if result.rowcount:
+            for name, value in abandoned.items():
+                setattr(run, name, value)
+            await RunEvents(ctx, run.id, None)("run.failed", **run_summary(run))
+    except Exception:
+        logger.exception("cancelling run %s elsewhere failed", run.id)
+
+
+ABANDONED = "cancelled; the process that was running it had stopped"
 
 
 async def get_run(ctx: Ctx, run_id: uuid.UUID) -> AgentRun:

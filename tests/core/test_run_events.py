@@ -223,3 +223,29 @@ async def test_one_listener_serves_every_run_of_the_process(ctx, llm_stub: LLMSt
     listener = cancellation._listener
     await runtime.run_agent(ctx, helper.id, "once more")
     assert cancellation._listener is listener and not listener.task.done()
+
+
+async def test_the_process_that_cancels_a_run_says_so(backend: str, ctx, llm_stub: LLMStub) -> None:
+    slow = await stub_agent(ctx, llm_stub, slug="slow")
+    llm_stub.set_default("stub-model", Reply("too late"), latency=30)
+    run_id, task = await start_slow_run(ctx, slow)
+    assert await cancellation.request(ctx, run_id) is True  # as a requester on another node sees it
+    outcome = await ended(task)
+    assert outcome.run.status == "cancelled" and outcome.run.error == "the run was cancelled"
+
+
+async def test_a_run_left_running_by_a_dead_process_is_cancelled_by_the_requester(
+    backend: str, ctx, llm_stub: LLMStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No process answers the request: the run is recorded as cancelled, and its followers told."""
+    monkeypatch.setattr(cancellation, "ACK_WAIT_S", 0.3)
+    helper = await stub_agent(ctx, llm_stub)
+    orphan = await runtime._start(ctx, helper, "s1", "hello")  # its process died before it ended
+    bus = events.get_bus()
+    async with bus.listen(events.channel(ctx.tenant_id, run_events.topic(orphan.id))) as followed:
+        assert await runtime.cancel_run(ctx, orphan.id) is True
+        event = await asyncio.wait_for(anext(followed), 10)
+    assert event["type"] == "run.failed" and event["status"] == "cancelled"
+    run = await runtime.get_run(ctx, orphan.id)
+    assert run.status == "cancelled" and run.error == runtime.ABANDONED and run.finished_at is not None
+    assert await runtime.cancel_run(ctx, orphan.id) is False  # ended: nothing left to cancel
