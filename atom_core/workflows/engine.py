@@ -507,10 +507,6 @@ def _said_no(state: RunState, step_id: str) -> bool:
     return step_id in state.graph.conditions and not state.steps[step_id].output
 
 
-def _spec_steps(spec: specs.WorkflowSpec) -> dict[str, specs.StepSpec]:
-    return graph(spec).steps
-
-
 def _in_flight(state: RunState) -> int:
     return sum(1 for r in state.steps.values() if r.status == "running" or (r.status == "pending" and r.queued))
 
