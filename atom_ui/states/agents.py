@@ -238,7 +238,10 @@ class AgentsState(rx.State):
             self.error = user_message(err)
         else:
             fetched = [agent_row(a) for a in page.items]
-            self.rows = [*self.rows, *fetched] if cursor else fetched
+            if cursor:
+                self.rows = [*self.rows, *fetched]
+            elif fetched != self.rows:  # unchanged on a revisit: not sent to the browser again
+                self.rows = fetched
             self.next_cursor = page.next_cursor or ""
             self.loaded_tenant = str(ctx.tenant_id)
             self.error = ""

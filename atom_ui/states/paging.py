@@ -64,5 +64,7 @@ class CursorPages(rx.State, mixin=True):
         except Exception as err:
             self.rows, self.next_cursor, self.error = [], "", user_message(err)
         else:
-            self.rows, self.next_cursor = rows, next_cursor or ""
+            if rows != self.rows:  # unchanged on a revisit: not sent to the browser again
+                self.rows = rows
+            self.next_cursor = next_cursor or ""
         self.loading = False

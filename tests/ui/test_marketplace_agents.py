@@ -246,6 +246,19 @@ async def test_agents_page_pages_through_a_long_list_and_stays_small(caller: _Ca
     assert _size(state) < PAGE_STATE_LIMIT
 
 
+async def test_a_list_reloaded_unchanged_is_not_sent_again(caller: _Caller) -> None:
+    await agents.create_agent(caller.ctx, agents.AgentInput(slug="first", name="First"))
+    state = AgentsState(_reflex_internal_init=True)
+    await run(state.load())
+    assert [r.slug for r in state.rows] == ["first"]
+    state._clean()  # what a delta to the browser does
+    await run(state.load())
+    assert "rows" not in state.dirty_vars and [r.slug for r in state.rows] == ["first"]
+    await agents.create_agent(caller.ctx, agents.AgentInput(slug="second", name="Second"))
+    await run(state.load())
+    assert "rows" in state.dirty_vars and {r.slug for r in state.rows} == {"first", "second"}
+
+
 async def test_viewer_sees_the_service_refusal(caller: _Caller) -> None:
     caller.ctx = dataclasses.replace(caller.ctx, role="viewer")
     state = AgentsState(_reflex_internal_init=True)

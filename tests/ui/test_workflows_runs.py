@@ -21,6 +21,7 @@ from atom_core.workflows import spec as specs
 from atom_core.workflows.models import StepRun, WorkflowRun
 from atom_ui.components import dag_layout, formatting
 from atom_ui.components import workflow_format as fmt
+from atom_ui.states import paging
 from atom_ui.states import runs as run_states
 from atom_ui.states import workflows as workflow_states
 from tests.conftest import PASSWORD
@@ -308,3 +309,25 @@ async def test_cancel_a_waiting_run(backend: str) -> None:
         dag_layout.steps_from_spec(view.version.spec), {s.step_id: s.status for s in done.steps}
     )
     assert nodes[-1]["className"] == "dag-node dag-status-cancelled"
+
+
+async def test_the_workflow_list_reloaded_unchanged_is_not_sent_again(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = await _owner("Lists")
+
+    async def signed_in(state: object) -> Ctx:
+        return ctx
+
+    monkeypatch.setattr(paging, "current_ctx", signed_in)
+    flow = {"name": "one", "steps": [{"id": "a", "type": "tool", "tool": "calculator", "args": {"expression": "1"}}]}
+    await workflows.create_workflow(ctx, flow)
+    state = workflow_states.WorkflowsState(_reflex_internal_init=True)
+    await state.load()
+    assert [r.name for r in state.rows] == ["one"]
+    state._clean()  # what a delta to the browser does
+    await state.load()
+    assert "rows" not in state.dirty_vars
+    await workflows.create_workflow(ctx, flow | {"name": "two"})
+    await state.load()
+    assert "rows" in state.dirty_vars and {r.name for r in state.rows} == {"one", "two"}
