@@ -264,11 +264,9 @@ class RunState:
             if row.changes:
                 names = tuple(sorted(row.changes))
                 groups.setdefault(names, []).append(row.changes | {"id": row.id})
+                row.saved()  # the dict just taken is the one written
         for names, rows in groups.items():
             self.store.update(STEPS, names, rows)
-        for row in self.steps.values():
-            if row.changes:
-                row.saved()
         run = self.run
         if run.changes:
             self.store.update(RUNS, tuple(run.changes), [run.changes | {"id": run.id}])
@@ -507,8 +505,13 @@ def _said_no(state: RunState, step_id: str) -> bool:
     return step_id in state.graph.conditions and not state.steps[step_id].output
 
 
+def _occupies(row: StepRow) -> bool:
+    """Running, or handed to an executor: it counts against the run's `max_parallel`."""
+    return row.status == "running" or (row.status == "pending" and bool(row.queued))
+
+
 def _in_flight(state: RunState) -> int:
-    return sum(1 for r in state.steps.values() if r.status == "running" or (r.status == "pending" and r.queued))
+    return sum(1 for r in state.steps.values() if _occupies(r))
 
 
 def _waiting_on_deps(state: RunState, step: specs.StepSpec) -> bool:
@@ -585,7 +588,7 @@ def settle(state: RunState) -> None:
             failed = failed or row
         elif status == "waiting":
             waiting.append(row.step_id)
-        elif status == "running" or (status == "pending" and row.queued):
+        elif _occupies(row):
             in_flight += 1
     if failed is not None:
         end(state, "failed", error=f"step '{failed.step_id}' failed: {failed.error or 'no reason given'}")
