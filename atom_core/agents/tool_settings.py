@@ -7,6 +7,7 @@ settings; a change through this process applies at once.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
 
@@ -23,6 +24,7 @@ from atom_core.tenancy import permissions
 
 MAX_HOSTS = 100
 _CACHE_KEY = "tool-env"
+log = logging.getLogger(__name__)
 
 
 class ToolSettings(TenantScoped, table=True):
@@ -61,6 +63,18 @@ async def tool_env(ctx: Ctx) -> ToolEnv:
         return cached
     async with session_scope(ctx, readonly=True) as session:
         row = (await session.exec(select(ToolSettings).where(ToolSettings.tenant_id == ctx.tenant_id))).first()
-    env = ToolEnv(http_allowed_hosts=frozenset(row.http_allowed_hosts if row else ()))
+    env = ToolEnv(http_allowed_hosts=_readable_hosts(row.http_allowed_hosts if row else []))
     config_cache.put(ctx.tenant_id, _CACHE_KEY, env)
     return env
+
+
+def _readable_hosts(stored: object) -> frozenset[str]:
+    """The stored entries in today's canonical form. One that no longer parses (saved by an
+    older version) is left out and logged, so that it cannot break the tenant's settings or runs."""
+    hosts: set[str] = set()
+    for entry in stored if isinstance(stored, list) else []:
+        try:
+            hosts.add(normalize_allowed_host(entry))
+        except Invalid:
+            log.warning("ignoring an unreadable http_get allow-list entry (tenant settings need saving again)")
+    return frozenset(hosts)

@@ -46,11 +46,17 @@ def private_networks_allowed() -> bool:
 
 
 def refusal(address: IPAddress, *, allow_private: bool) -> str | None:
-    """Why `address` may not be reached ("link-local", "private"), or None if it may."""
-    address = _embedded_ipv4(address) or address
-    if any(address in network for network in ALWAYS_REFUSED):
+    """Why `address` may not be reached ("link-local", "private"), or None if it may.
+
+    An IPv6 address that carries an IPv4 one (mapped, compatible, 6to4, Teredo, NAT64) is
+    judged by both: a translator or tunnel delivers it to the IPv4 address inside.
+    """
+    addresses = [address, *_embedded_ipv4(address)]
+    if any(a in network for a in addresses for network in ALWAYS_REFUSED):
         return "link-local"
-    if not allow_private and (not address.is_global or address.is_multicast):
+    if allow_private:
+        return None
+    if address in _LOCAL_NAT64 or any(not a.is_global or a.is_multicast for a in addresses):
         return "private"
     return None
 
@@ -89,18 +95,30 @@ async def check_host(host: str, port: int | None = None, *, allow_private: bool 
     return None
 
 
-def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address inside an IPv6 one (::ffff:a.b.c.d, 6to4, NAT64), which is where it really goes."""
+def _embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 one may lead to, by every standard way of carrying one."""
     if not isinstance(address, ipaddress.IPv6Address):
-        return None
-    if address.ipv4_mapped or address.sixtofour:
-        return address.ipv4_mapped or address.sixtofour
+        return []
+    found = [address.ipv4_mapped, address.sixtofour, address.teredo[1] if address.teredo else None]
+    if address in _IPV4_COMPATIBLE and address not in _UNSPECIFIED_OR_LOOPBACK:  # ::a.b.c.d, deprecated, still routed
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
     if address in _NAT64:
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return None
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    if address in _LOCAL_NAT64:  # RFC 8215: the prefix length is the operator's choice, so try each (RFC 6052)
+        found += [_rfc6052_ipv4(address, length) for length in (48, 56, 64, 96)]
+    return [a for a in found if a is not None]
+
+
+def _rfc6052_ipv4(address: ipaddress.IPv6Address, prefix_length: int) -> ipaddress.IPv4Address:
+    """The IPv4 address after a NAT64 prefix of this length (RFC 6052 skips bits 64-71)."""
+    positions = [i for i in range(prefix_length // 8, 16) if i != 8][:4]
+    return ipaddress.IPv4Address(bytes(address.packed[i] for i in positions))
 
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+_UNSPECIFIED_OR_LOOPBACK = (ipaddress.ip_address("::"), ipaddress.ip_address("::1"))
 
 
 class PinnedBackend(httpcore.AsyncNetworkBackend):

@@ -48,3 +48,30 @@ def test_private_networks_default_to_the_mode(monkeypatch: pytest.MonkeyPatch) -
     assert embedded.private_networks_allowed is True and server.private_networks_allowed is False
     assert Settings(database_url="postgresql://app@db/atom", allow_private_networks=True).private_networks_allowed
     assert not Settings(database_url="sqlite:///x.db", allow_private_networks=False).private_networks_allowed
+
+
+@pytest.mark.parametrize(
+    ("address", "reason_when_private_allowed", "reason_otherwise"),
+    [
+        ("::7f00:1", None, "private"),  # IPv4-compatible ::127.0.0.1
+        ("::127.0.0.1", None, "private"),
+        ("::a9fe:a9fe", "link-local", "link-local"),  # ::169.254.169.254
+        ("::ffff:7f00:1", None, "private"),  # IPv4-mapped
+        ("64:ff9b::7f00:1", None, "private"),  # NAT64, well-known prefix
+        ("64:ff9b:1::a9fe:a9fe", "link-local", "link-local"),  # local-use NAT64 with a /96 prefix
+        ("64:ff9b:1:a9fe:a9:fe00::", "link-local", "link-local"),  # ... with a /48 prefix (RFC 6052 layout)
+        ("64:ff9b:1::808:808", None, "private"),  # the local-use prefix is not public itself
+        ("2002:7f00:1::1", None, "private"),  # 6to4 of 127.0.0.1
+        ("2002:a9fe:a9fe::1", "link-local", "link-local"),
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", None, "private"),  # Teredo, client 127.0.0.1
+        ("::8.8.8.8", None, None),
+        ("64:ff9b::808:808", None, None),
+        ("2002:808:808::1", None, None),
+    ],
+)
+def test_ipv6_forms_are_judged_by_the_ipv4_address_they_carry(
+    address: str, reason_when_private_allowed: str | None, reason_otherwise: str | None
+) -> None:
+    ip = ipaddress.ip_address(address)
+    assert egress.refusal(ip, allow_private=True) == reason_when_private_allowed
+    assert egress.refusal(ip, allow_private=False) == reason_otherwise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -16,26 +17,47 @@ def host_key(url: httpx.URL) -> str:
     return url.raw_host.decode("ascii").lower().rstrip(".")
 
 
-def normalize_allowed_host(entry: str) -> str:
-    """Canonical form of one allow-list entry: `host` (any port) or `host:port` (`[v6]:port`).
+def listed_host(host: str) -> str:
+    """`host` as an allow-list entry writes it: an IP address in its canonical form, IPv6 in
+    brackets (so that `[v6]:port` and `[v6]` parse back the same), a name unchanged."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host
+    return f"[{address.compressed}]" if address.version == 6 else address.compressed
 
-    Raises Invalid naming the field `http_allowed_hosts` for anything that is not a bare host.
+
+def normalize_allowed_host(entry: str) -> str:
+    """Canonical form of one allow-list entry: `host` (any port) or `host:port` (`[v6]`, `[v6]:port`).
+
+    The canonical form normalizes to itself. Raises Invalid naming the field
+    `http_allowed_hosts` for anything that is not a bare host.
     """
     text = entry.strip() if isinstance(entry, str) else ""
     if not text or any(c in text for c in "/?#@\\ ") or "://" in text:
         raise Invalid(
             f"not a host name: {entry!r} (use e.g. api.example.com or api.example.com:8443)", field="http_allowed_hosts"
         )
+    if _is_bare_ipv6(text):  # "::1" has no port: the colons are the address's own
+        text = f"[{text}]"
     try:
-        url = httpx.URL(f"http://{text}")
+        url = httpx.URL(f"entry://{text}")  # a scheme with no default port: "host:80" keeps its port
         host = host_key(url)
     except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
         raise Invalid(f"not a host name: {entry!r}", field="http_allowed_hosts") from exc
     if not host:
         raise Invalid(f"not a host name: {entry!r}", field="http_allowed_hosts")
-    if url.port is None:
-        return host
-    return f"[{host}]:{url.port}" if ":" in host else f"{host}:{url.port}"
+    if url.port is not None and not 0 < url.port < 65536:
+        raise Invalid(f"not a valid port in {entry!r} (1 to 65535)", field="http_allowed_hosts")
+    host = listed_host(host)
+    return host if url.port is None else f"{host}:{url.port}"
+
+
+def _is_bare_ipv6(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == 6
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -69,7 +91,6 @@ class ToolEnv:
 
     def allows(self, url: httpx.URL) -> bool:
         """True when the URL's host (or host:port) is allow-listed."""
-        host = host_key(url)
+        host = listed_host(host_key(url))
         port = url.port or (443 if url.scheme == "https" else 80)
-        with_port = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        return host in self.http_allowed_hosts or with_port in self.http_allowed_hosts
+        return host in self.http_allowed_hosts or f"{host}:{port}" in self.http_allowed_hosts
