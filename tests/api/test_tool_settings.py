@@ -75,7 +75,12 @@ async def test_tools_are_listed_with_schemas(client: httpx.AsyncClient, make_acc
 
 @pytest.mark.parametrize(
     ("entry", "saved"),
-    [("[::1]", "[::1]"), ("::1", "[::1]"), ("[0:0::1]:8080", "[::1]:8080"), ("api.example.com:80", "api.example.com:80")],
+    [
+        ("[::1]", "[::1]"),
+        ("::1", "[::1]"),
+        ("[0:0::1]:8080", "[::1]:8080"),
+        ("api.example.com:80", "api.example.com:80"),
+    ],
 )
 async def test_ip_literals_are_saved_in_a_form_that_reads_back(
     client: httpx.AsyncClient, make_account, llm_stub: LLMStub, entry: str, saved: str
