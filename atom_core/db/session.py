@@ -58,6 +58,9 @@ def _sqlite_begin(conn) -> None:
 
 
 def build_engine(url: str, **kwargs: object) -> AsyncEngine:
+    # A failing statement's error (logged with its traceback) would otherwise list the bound
+    # values: tenants' content, token hashes, encrypted keys.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from typing import Any
 from atom_core.analytics.spans import Span, TraceRecorder
 from atom_core.context import Ctx
 from atom_core.errors import AtomError
-from atom_core.llm import OFFLINE_MODEL, OFFLINE_PROVIDER, pricing, providers
+from atom_core.llm import OFFLINE_MODEL, OFFLINE_PROVIDER, failures, pricing, providers
 from atom_core.llm.engine import litellm, load
 from atom_core.llm.model_config import config_for
 from atom_core.settings import get_settings
@@ -30,7 +29,6 @@ from atom_core.settings import get_settings
 TokenSink = Callable[[str], Awaitable[None]]
 # Providers that run without a key (local servers); any other needs the tenant's own.
 KEYLESS_PROVIDERS = frozenset({OFFLINE_PROVIDER, *providers.LOCAL_SERVER_PROVIDERS})
-_SECRET_LIKE = re.compile(r"\b(sk|atom|key|token)[-_][A-Za-z0-9_\-]{8,}", re.I)
 
 
 class ModelError(AtomError):
@@ -139,7 +137,7 @@ async def complete(
         trace.end(span, **_span_fields(result))
         return result
     assert failure is not None
-    message = _safe_message(failure.error, failure.api_key)
+    message = failures.describe_failure(failure.error)
     trace.end(span, error=message, attempts=tally.attempts, retry_delays_s=tally.delays)
     raise ModelError(message, field="model" if _is_bad_request(failure.error) else None)
 
@@ -153,9 +151,9 @@ class _Tally:
 class _Failed(Exception):
     """One model gave up; `final` means no fallback may be tried either."""
 
-    def __init__(self, error: BaseException, final: bool, api_key: str | None):
-        super().__init__(str(error))
-        self.error, self.final, self.api_key = error, final, api_key
+    def __init__(self, error: BaseException, final: bool):
+        super().__init__(type(error).__name__)  # never the provider's text (see failures)
+        self.error, self.final = error, final
 
 
 async def _ask(
@@ -176,7 +174,7 @@ async def _ask(
             # Tokens already reached the caller (a retry would repeat them), or the input itself is wrong.
             final = streamed.used or _is_bad_request(exc)
             if final or not _is_retryable(exc) or retry == policy.max_retries:
-                raise _Failed(exc, final, credentials.api_key) from exc
+                raise _Failed(exc, final) from exc
             tally.delays.append(policy.delay(retry, exc))
             await asyncio.sleep(tally.delays[-1])
     raise AssertionError("unreachable: the last attempt returns or raises")
@@ -284,13 +282,8 @@ def _result(model: str, content: str, calls: list[ToolCall], usage: Any, finish:
     )
 
 
-def _status(error: BaseException) -> int | None:
-    status = getattr(error, "status_code", None)
-    return status if isinstance(status, int) else None
-
-
 def _is_bad_request(error: BaseException | None) -> bool:
-    status = _status(error) if error else None
+    status = failures.status_of(error) if error else None
     return status is not None and 400 <= status < 500 and status not in (401, 403, 404, 408, 409, 429)
 
 
@@ -300,7 +293,7 @@ def _is_retryable(error: BaseException) -> bool:
     ll = litellm()
     if isinstance(error, ll.Timeout | ll.APIConnectionError | ll.RateLimitError | ll.ServiceUnavailableError):
         return True
-    status = _status(error)
+    status = failures.status_of(error)
     return status is not None and (status >= 500 or status in (408, 409, 429))
 
 
@@ -311,19 +304,6 @@ def _retry_after(error: BaseException) -> float:
         return float(header) if header else 0.0
     except ValueError:
         return 0.0
-
-
-def _safe_message(error: BaseException | None, api_key: str | None) -> str:
-    """A short account of the failure that never carries a credential."""
-    if error is None:
-        return "the model did not answer"
-    if isinstance(error, TimeoutError | asyncio.TimeoutError):
-        return "the model did not answer in time"
-    text = str(error).split("\n")[0][:300]
-    if api_key:
-        text = text.replace(api_key, "***")
-    text = _SECRET_LIKE.sub("***", text)
-    return f"{type(error).__name__}: {text}"
 
 
 def _span_fields(result: ChatResult) -> dict[str, Any]:

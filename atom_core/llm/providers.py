@@ -27,7 +27,7 @@ from atom_core.db import session_scope, utcnow
 from atom_core.errors import Conflict, Invalid, NotFound
 from atom_core.governance import audit
 from atom_core.infra import egress
-from atom_core.llm import OFFLINE_PROVIDER, config_cache, crypto, engine
+from atom_core.llm import OFFLINE_PROVIDER, config_cache, crypto, engine, failures
 from atom_core.llm.models import ProviderCredential
 from atom_core.settings import get_settings
 from atom_core.tenancy import permissions
@@ -336,7 +336,7 @@ async def test_provider(ctx: Ctx, provider: str, model: str | None = None) -> Pr
                 max_retries=0,
             )
     except Exception as exc:  # any provider failure is the answer, not an error of ours
-        return ProviderTest(False, _ms_since(started), describe_failure(exc, model, credentials.api_key))
+        return ProviderTest(False, _ms_since(started), failures.describe_failure(exc))
     return ProviderTest(True, _ms_since(started))
 
 
@@ -394,55 +394,3 @@ def _test_model(provider: str, model: str | None) -> str:
 
 def _ms_since(started: float) -> int:
     return max(0, round((time.perf_counter() - started) * 1000))
-
-
-_MASKED = re.compile(r"\S*\*{3,}\S*")  # providers echo keys masked like sk-abc*****wxyz
-_KEY_LIKE = re.compile(r"\b(?:sk|key|token|bearer)[-_ ][A-Za-z0-9_\-]{8,}", re.I)
-_LITELLM_PREFIX = re.compile(r"^litellm\.\w+:\s*")
-
-
-def scrub(text: str, secret: str | None) -> str:
-    """`text` without the secret, masked keys or anything shaped like a key."""
-    if secret:
-        text = text.replace(secret, "[redacted]")
-        for piece in {secret[:8], secret[-8:]} if len(secret) >= 16 else ():
-            text = text.replace(piece, "[redacted]")
-    text = _MASKED.sub("[redacted]", text)
-    return _KEY_LIKE.sub("[redacted]", text)
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    """litellm 1.106 reports a refused connection as InternalServerError("… Connection error.")."""
-    seen: BaseException | None = exc
-    for _ in range(8):  # the cause chain: litellm's error, the SDK's, httpx's
-        if seen is None:
-            return False
-        if type(seen).__name__ in _CONNECTION_ERRORS or "connection error" in str(seen).lower():
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-_CONNECTION_ERRORS = frozenset({"APIConnectionError", "ConnectError", "ConnectionError", "ConnectionRefusedError"})
-
-
-def describe_failure(exc: BaseException, model: str, api_key: str | None) -> str:
-    """What went wrong, in words for the admin, never with the key (not even masked)."""
-    kind = type(exc).__name__
-    status = getattr(exc, "status_code", None)
-    if kind == "AuthenticationError" or status == 401:
-        return "the provider rejected the API key (HTTP 401): check the key and the api_base"
-    if kind == "PermissionDeniedError" or status == 403:
-        return "the provider refused access (HTTP 403): the key lacks permission for this model"
-    if kind == "NotFoundError" or status == 404:
-        return f"the model '{model}' was not found at the provider (HTTP 404)"
-    if kind == "RateLimitError" or status == 429:
-        return "the provider is rate limiting this key (HTTP 429): try again later"
-    if kind == "Timeout" or isinstance(exc, TimeoutError):
-        return f"the provider did not answer within {TEST_TIMEOUT_S:g} s"
-    if _is_connection_error(exc):
-        return "could not connect to the provider: check api_base and that the server is running"
-    detail = scrub(_LITELLM_PREFIX.sub("", str(exc)).strip(), api_key)
-    detail = detail.splitlines()[0][:300] if detail else ""
-    head = f"the test call failed ({kind}{f', HTTP {status}' if isinstance(status, int) else ''})"
-    return f"{head}: {detail}" if detail else head
