@@ -14,17 +14,24 @@ address among public ones is enough to refuse it. `http_get` connects
 through `pinned_transport`, which resolves, checks and connects to the very
 address it checked, so a DNS answer that changes between a check and the
 connection (DNS rebinding) cannot slip through. Model providers' clients
-(litellm's) resolve on their own: their `api_base` is checked before each
-use, which stops internal names and literal addresses but not rebinding.
+(litellm's) resolve and connect on their own: their address (the tenant's
+`api_base`, else the provider's default) is checked before each use, for a
+clear error, and every connection they open during a tenant's call is checked
+again as it is made (`connections_checked`), which also covers defaults ATOM
+cannot see in advance and names that change their answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import ipaddress
 import socket
 import ssl
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpcore
@@ -84,14 +91,8 @@ async def check_host(host: str, port: int | None = None, *, allow_private: bool 
     """
     allow = private_networks_allowed() if allow_private is None else allow_private
     for address in await resolve(host, port):
-        reason = refusal(address, allow_private=allow)
-        if reason == "link-local":
-            return f"'{host}' points to a link-local address (cloud metadata services live there): never allowed"
-        if reason:
-            return (
-                f"'{host}' points to a private, loopback or reserved address, which this server does not allow "
-                "(ATOM_ALLOW_PRIVATE_NETWORKS)"
-            )
+        if reason := refusal(address, allow_private=allow):
+            return f"'{host}' {_REASONS[reason]}"
     return None
 
 
@@ -119,6 +120,82 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 _UNSPECIFIED_OR_LOOPBACK = (ipaddress.ip_address("::"), ipaddress.ip_address("::1"))
+
+
+# --- every connection of a provider call ------------------------------------------------
+
+
+class ConnectionRefusedByPolicy(ConnectionRefusedError):
+    """A connection this server does not allow; an OSError, so every client treats it as refused."""
+
+
+@dataclass
+class ConnectionPolicy:
+    allow_private: bool
+    refused: str | None = None  # the reason, once a connection was refused
+
+
+_policy: contextvars.ContextVar[ConnectionPolicy | None] = contextvars.ContextVar("egress_policy", default=None)
+_hook_installed = False
+
+
+@contextlib.contextmanager
+def connections_checked(allow_private: bool | None = None) -> Iterator[ConnectionPolicy]:
+    """Check every TCP connection opened in this context (and the tasks and threads it
+    starts) against the egress rules, at the moment it is made, whoever opens it."""
+    _install_hook()
+    policy = ConnectionPolicy(private_networks_allowed() if allow_private is None else allow_private)
+    token = _policy.set(policy)
+    try:
+        yield policy
+    finally:
+        _policy.reset(token)
+
+
+@contextlib.contextmanager
+def connections_unchecked() -> Iterator[None]:
+    """Leave `connections_checked` for ATOM's own work done inside a provider call (a streamed
+    token published to Redis), whose connections follow the operator's settings, not a tenant's."""
+    token = _policy.set(None)
+    try:
+        yield
+    finally:
+        _policy.reset(token)
+
+
+def _install_hook() -> None:
+    # An audit hook sees every socket.connect of the process, whichever library (httpx, aiohttp,
+    # boto) makes it; it acts only inside `connections_checked`. Hooks cannot be removed: one, once.
+    global _hook_installed
+    if not _hook_installed:
+        sys.addaudithook(_on_audit_event)
+        _hook_installed = True
+
+
+def _on_audit_event(event: str, args: tuple[Any, ...]) -> None:
+    if event != "socket.connect":
+        return
+    policy = _policy.get()
+    if policy is None:
+        return
+    sock, address = args
+    if sock.family not in (socket.AF_INET, socket.AF_INET6) or not isinstance(address, tuple):
+        return
+    try:
+        ip = ipaddress.ip_address(str(address[0]).split("%", 1)[0])
+    except ValueError:  # a name: libraries pass resolved addresses, so be strict with the rare rest
+        policy.refused = f"'{address[0]}' is not an address"
+        raise ConnectionRefusedByPolicy(policy.refused) from None
+    if reason := refusal(ip, allow_private=policy.allow_private):
+        policy.refused = _REASONS[reason]
+        raise ConnectionRefusedByPolicy(f"connection refused by this server's egress rules ({reason})")
+
+
+_REASONS = {
+    "link-local": "points to a link-local address (cloud metadata services live there): never allowed",
+    "private": "points to a private, loopback or reserved address, which this server does not allow "
+    "(ATOM_ALLOW_PRIVATE_NETWORKS)",
+}
 
 
 class PinnedBackend(httpcore.AsyncNetworkBackend):

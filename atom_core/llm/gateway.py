@@ -20,7 +20,8 @@ from typing import Any
 
 from atom_core.analytics.spans import Span, TraceRecorder
 from atom_core.context import Ctx
-from atom_core.errors import AtomError
+from atom_core.errors import AtomError, Forbidden
+from atom_core.infra import egress
 from atom_core.llm import OFFLINE_MODEL, OFFLINE_PROVIDER, failures, pricing, providers
 from atom_core.llm.engine import litellm, load
 from atom_core.llm.model_config import config_for
@@ -123,7 +124,7 @@ async def complete(
         try:
             _check_configured(model, config.credentials)
             result = await _ask(model, request, config.credentials, on_token, policy, tally)
-        except ProviderNotConfigured as exc:
+        except (ProviderNotConfigured, Forbidden) as exc:
             trace.end(span, error=exc.message, attempts=tally.attempts)
             raise
         except _Failed as failed:
@@ -170,6 +171,8 @@ async def _ask(
         streamed = _StreamGuard(on_token)
         try:
             return await _call(model, request, credentials, streamed if on_token else None)
+        except Forbidden:
+            raise
         except Exception as exc:
             # Tokens already reached the caller (a retry would repeat them), or the input itself is wrong.
             final = streamed.used or _is_bad_request(exc)
@@ -230,11 +233,25 @@ async def _call(
     if request.max_tokens is not None:
         kwargs["max_tokens"] = request.max_tokens
     ll = await load()
-    async with asyncio.timeout(timeout):  # guards the whole stream, not only the first byte
-        if on_token is None:
-            return _from_response(model, await ll.acompletion(**kwargs))
-        stream = await ll.acompletion(**kwargs, stream=True, stream_options={"include_usage": True})
-        return await _from_stream(model, stream, on_token)
+    with egress.connections_checked() as connections:
+        try:
+            async with asyncio.timeout(timeout):  # guards the whole stream, not only the first byte
+                if on_token is None:
+                    return _from_response(model, await ll.acompletion(**kwargs))
+                stream = await ll.acompletion(**kwargs, stream=True, stream_options={"include_usage": True})
+                return await _from_stream(model, stream, _outside_checks(on_token))
+        except Exception:
+            if connections.refused:  # litellm went somewhere the static check could not foresee
+                raise Forbidden(f"the provider's address {connections.refused}", field="api_base") from None
+            raise
+
+
+def _outside_checks(on_token: TokenSink) -> TokenSink:
+    async def sink(token: str) -> None:
+        with egress.connections_unchecked():
+            await on_token(token)
+
+    return sink
 
 
 def _from_response(model: str, response: Any) -> ChatResult:

@@ -38,7 +38,7 @@ async def config_for(ctx: Ctx, model: str) -> ModelConfig:
             return cached
         credentials = await providers.credentials_for(ctx, model)
         # Checked at every fill too: a name's addresses can change after the api_base was saved.
-        if refused := await providers.endpoint_refusal(providers.provider_of(model), credentials.api_base):
+        if refused := await providers.endpoint_refusal(providers.provider_of(model), credentials.api_base, model):
             raise Forbidden(f"the provider's api_base {refused}", field="api_base")
         config = ModelConfig(credentials, await pricing.price_for(ctx, model))
         config_cache.put(ctx.tenant_id, model, config)

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from sqlalchemy.exc import IntegrityError
@@ -33,7 +33,7 @@ from atom_core.settings import get_settings
 from atom_core.tenancy import permissions
 
 LOCAL_PROVIDER = OFFLINE_PROVIDER  # ATOM's own offline model: nothing to configure
-# Model servers litellm looks for on this machine (localhost) when no api_base is set.
+# Model servers that need no key: a tenant may use them without storing one (where they are reachable).
 LOCAL_SERVER_PROVIDERS = frozenset({"ollama", "ollama_chat", "lm_studio", "hosted_vllm", "vllm", "llamafile"})
 API_KEY_MAX = 4096
 API_BASE_MAX = 2048
@@ -180,21 +180,54 @@ def check_api_base(api_base: str | None) -> str | None:
     return api_base
 
 
-async def endpoint_refusal(provider: str | None, api_base: str | None) -> str | None:
+async def endpoint_refusal(provider: str | None, api_base: str | None, model: str | None = None) -> str | None:
     """Why ATOM may not call this endpoint for a tenant (see `atom_core.infra.egress`), or None.
 
-    A host that does not resolve is allowed: there is nothing to connect to, the
-    call fails on its own, and every later use checks it again.
+    The address checked is the one litellm will call: the tenant's `api_base`, else the
+    provider's default as litellm resolves it (the server's `<PROVIDER>_API_BASE` included).
+    A default litellm does not reveal ahead of the call is checked as the call connects
+    (`egress.connections_checked`). A host that does not resolve is allowed: there is
+    nothing to connect to, the call fails on its own, and every later use checks it again.
     """
-    if api_base is None:
-        if provider in LOCAL_SERVER_PROVIDERS and not egress.private_networks_allowed():
-            return f"is required for provider '{provider}' on this server (its default is this machine)"
+    address = api_base or await default_api_base(provider, model)
+    if address is None:
         return None
-    parts = urlsplit(api_base)
+    host, port = _host_and_port(address)
+    if host is None:
+        return None
     try:
-        return await egress.check_host(parts.hostname or "", parts.port)
+        refused = await egress.check_host(host, port)
     except egress.Unresolvable:
         return None
+    if refused and api_base is None:
+        return f"is required for provider '{provider}' on this server (its default {refused})"
+    return refused
+
+
+async def default_api_base(provider: str | None, model: str | None = None) -> str | None:
+    """The base URL litellm calls for `model` (or any model of `provider`) when given none; None
+    when litellm decides it only during the call."""
+    module = await engine.load()
+    model = model or (f"{provider}/model" if provider else None)
+    if not model:
+        return None
+    try:
+        base = module.get_api_base(model, {})
+        if base is None and provider:
+            info = module.ProviderConfigManager.get_provider_model_info(model, module.LlmProviders(provider))
+            base = info.get_api_base(None) if info is not None else None
+    except Exception:  # a provider whose base needs settings it lacks: the call fails on its own
+        return None
+    return base if isinstance(base, str) and base else None
+
+
+def _host_and_port(address: str) -> tuple[str | None, int | None]:
+    """The host and port of a base URL; litellm's defaults are sometimes written without a scheme."""
+    try:
+        parts = urlsplit(address if "//" in address else f"//{address}")
+        return parts.hostname, parts.port
+    except ValueError:
+        return None, None
 
 
 def key_hint(api_key: str) -> str:
@@ -318,25 +351,32 @@ async def test_provider(ctx: Ctx, provider: str, model: str | None = None) -> Pr
         row = await _load(session, ctx, provider)
     if row is None:
         raise _not_configured(provider)
-    if refused := await endpoint_refusal(provider, row.api_base):
+    if refused := await endpoint_refusal(provider, row.api_base, model):
         return ProviderTest(False, 0, f"api_base {refused}")
     credentials = Credentials(api_key=_decrypt(row), api_base=row.api_base)
     module = await engine.load()
     started = time.perf_counter()
     try:
-        async with asyncio.timeout(TEST_TIMEOUT_S + 1):  # a hard stop whatever litellm does with its own
-            await module.acompletion(
-                model=model,
-                messages=[{"role": "user", "content": "ping"}],
-                max_tokens=1,
-                api_key=credentials.litellm_key(),
-                api_base=credentials.api_base,
-                timeout=TEST_TIMEOUT_S,
-                num_retries=0,
-                max_retries=0,
-            )
+        with egress.connections_checked() as connections:
+            return await _test_call(module, model, credentials, started)
     except Exception as exc:  # any provider failure is the answer, not an error of ours
+        if connections.refused:
+            return ProviderTest(False, _ms_since(started), f"the provider's address {connections.refused}")
         return ProviderTest(False, _ms_since(started), failures.describe_failure(exc))
+
+
+async def _test_call(module: Any, model: str, credentials: Credentials, started: float) -> ProviderTest:
+    async with asyncio.timeout(TEST_TIMEOUT_S + 1):  # a hard stop whatever litellm does with its own
+        await module.acompletion(
+            model=model,
+            messages=[{"role": "user", "content": "ping"}],
+            max_tokens=1,
+            api_key=credentials.litellm_key(),
+            api_base=credentials.api_base,
+            timeout=TEST_TIMEOUT_S,
+            num_retries=0,
+            max_retries=0,
+        )
     return ProviderTest(True, _ms_since(started))
 
 
