@@ -17,12 +17,13 @@ entries in process.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Any
 
 from atom_core.errors import RateLimited, ServiceUnavailable
@@ -48,35 +49,84 @@ return 1
 """
 
 
-class RedisSlots:
+class Slots:
+    """Holders in this process, and the one task that renews them all every third of the lease
+    (one task per store rather than one per slot: a slot costs a dict entry, not a task)."""
+
+    def __init__(self) -> None:
+        self._live: dict[tuple[str, str], int] = {}  # (key, holder) -> limit
+        self._renewer: asyncio.Task | None = None
+
+    async def hold(self, key: str, holder: str, limit: int, lease_s: float) -> bool:
+        raise NotImplementedError
+
+    async def release(self, key: str, holder: str) -> None:
+        raise NotImplementedError
+
+    async def renew(self, held: list[tuple[str, str, int]], lease_s: float) -> int:
+        """Renew every (key, holder, limit); how many could not be (lease lost and cap full)."""
+        raise NotImplementedError
+
+    def keep_alive(self, key: str, holder: str, limit: int) -> None:
+        self._live[(key, holder)] = limit
+        renewer = self._renewer
+        if renewer is None or renewer.done() or renewer.get_loop() is not asyncio.get_running_loop():
+            self._renewer = asyncio.create_task(self._renew_while_held())
+
+    def let_go(self, key: str, holder: str) -> None:
+        self._live.pop((key, holder), None)
+
+    async def _renew_while_held(self) -> None:
+        while self._live:
+            lease_s = get_settings().slot_lease_s
+            await asyncio.sleep(lease_s / 3)
+            held = [(key, holder, limit) for (key, holder), limit in self._live.items()]
+            try:
+                if held and await self.renew(held, lease_s):
+                    log.warning("a slot's lease ran out before it was renewed, and the cap is full")
+            except ServiceUnavailable:  # a short outage: the next beat tries again
+                log.warning("could not renew slots (Redis unavailable); retrying in %g s", lease_s / 3)
+
+
+class RedisSlots(Slots):
     """Slots as a sorted set in Redis (server mode)."""
 
     def __init__(self, client: Any) -> None:
+        super().__init__()
         self._client = client
         self._hold = client.register_script(HOLD_SCRIPT)
 
     async def hold(self, key: str, holder: str, limit: int, lease_s: float) -> bool:
         with unavailable_as(SERVICE):
-            return bool(await self._hold(keys=[key], args=[limit, holder, max(1, int(lease_s * 1000))]))
+            return bool(await self._hold(keys=[key], args=[limit, holder, _ms(lease_s)]))
 
     async def release(self, key: str, holder: str) -> None:
         with unavailable_as(SERVICE):
             await self._client.zrem(key, holder)
 
+    async def renew(self, held: list[tuple[str, str, int]], lease_s: float) -> int:
+        with unavailable_as(SERVICE):
+            async with self._client.pipeline(transaction=False) as pipe:  # one round trip for all
+                for key, holder, limit in held:
+                    await self._hold(keys=[key], args=[limit, holder, _ms(lease_s)], client=pipe)
+                return sum(1 for kept in await pipe.execute() if not kept)
 
-class LocalSlots:
+
+class LocalSlots(Slots):
     """The same entries in process (embedded mode)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._held: dict[str, dict[str, float]] = defaultdict(dict)
 
     async def hold(self, key: str, holder: str, limit: int, lease_s: float) -> bool:
         now, entries = time.monotonic(), self._held[key]
-        for other, deadline in list(entries.items()):
-            if deadline <= now:
-                del entries[other]
         if holder not in entries and len(entries) >= limit:
-            return False
+            for other, deadline in list(entries.items()):  # only a full cap needs the expired ones gone
+                if deadline <= now:
+                    del entries[other]
+            if len(entries) >= limit:
+                return False
         entries[holder] = now + lease_s
         return True
 
@@ -87,12 +137,21 @@ class LocalSlots:
             if not entries:
                 del self._held[key]
 
+    async def renew(self, held: list[tuple[str, str, int]], lease_s: float) -> int:
+        return sum([not await self.hold(key, holder, limit, lease_s) for key, holder, limit in held])
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
 
 _local = LocalSlots()
+_process = uuid.uuid4().hex[:16]  # holder ids: unique across processes, cheap within one
+_holders = itertools.count()
 _redis_slots: RedisSlots | None = None
 
 
-def slots() -> RedisSlots | LocalSlots:
+def slots() -> Slots:
     global _redis_slots
     client = get_redis()
     if client is None:
@@ -109,24 +168,15 @@ async def slot(tenant_id: object, name: str, limit: int) -> AsyncIterator[None]:
     RateLimited when they are all taken; ServiceUnavailable when Redis is down.
     """
     store, lease_s = slots(), get_settings().slot_lease_s
-    key, holder = tenant_key(tenant_id, "slots", name), uuid.uuid4().hex
+    key, holder = tenant_key(tenant_id, "slots", name), f"{_process}-{next(_holders)}"
     if not await store.hold(key, holder, limit, lease_s):
         raise RateLimited(f"too many {name} in progress (limit {limit}); retry shortly", retry_after_s=1)
-    heartbeat = asyncio.create_task(_renew(store, key, holder, limit, lease_s))
+    store.keep_alive(key, holder, limit)
     try:
         yield
     finally:
-        heartbeat.cancel()
+        store.let_go(key, holder)
         try:
             await store.release(key, holder)
         except ServiceUnavailable:  # the entry's deadline frees the slot instead
             log.warning("could not give back a slot of %s (Redis unavailable); it frees itself in %g s", name, lease_s)
-
-
-async def _renew(store: RedisSlots | LocalSlots, key: str, holder: str, limit: int, lease_s: float) -> None:
-    """Push the holder's deadline forward every third of the lease while it lives."""
-    while True:
-        await asyncio.sleep(lease_s / 3)
-        with suppress(ServiceUnavailable):  # a short outage: the next beat tries again
-            if not await store.hold(key, holder, limit, lease_s):
-                log.warning("a slot's lease ran out before it was renewed, and the cap is full")
