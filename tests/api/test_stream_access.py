@@ -86,9 +86,8 @@ async def events_until(lines: AsyncIterator[str], last: str | None = None) -> li
 
 
 async def decide(client: httpx.AsyncClient, owner, run_id: str, step: str) -> None:
-    decided = await client.post(
-        f"/api/v1/runs/{run_id}/steps/{step}/decision", json={"approved": True, "comment": SECRET}, headers=owner.headers
-    )
+    decision = {"approved": True, "comment": SECRET}
+    decided = await client.post(f"/api/v1/runs/{run_id}/steps/{step}/decision", json=decision, headers=owner.headers)
     assert decided.status_code == 200, decided.text
 
 
