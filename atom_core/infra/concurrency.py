@@ -54,8 +54,9 @@ class Slots:
     (one task per store rather than one per slot: a slot costs a dict entry, not a task)."""
 
     def __init__(self) -> None:
-        self._live: dict[tuple[str, str], int] = {}  # (key, holder) -> limit
+        self._live: dict[tuple[str, str], tuple[int, float]] = {}  # (key, holder) -> (limit, lease)
         self._renewer: asyncio.Task | None = None
+        self._period = 0.0
 
     async def hold(self, key: str, holder: str, limit: int, lease_s: float) -> bool:
         raise NotImplementedError
@@ -63,29 +64,31 @@ class Slots:
     async def release(self, key: str, holder: str) -> None:
         raise NotImplementedError
 
-    async def renew(self, held: list[tuple[str, str, int]], lease_s: float) -> int:
-        """Renew every (key, holder, limit); how many could not be (lease lost and cap full)."""
+    async def renew(self, held: list[tuple[str, str, int, float]]) -> int:
+        """Renew every (key, holder, limit, lease); how many could not be (lease lost, cap full)."""
         raise NotImplementedError
 
-    def keep_alive(self, key: str, holder: str, limit: int) -> None:
-        self._live[(key, holder)] = limit
-        renewer = self._renewer
-        if renewer is None or renewer.done() or renewer.get_loop() is not asyncio.get_running_loop():
-            self._renewer = asyncio.create_task(self._renew_while_held())
+    def keep_alive(self, key: str, holder: str, limit: int, lease_s: float) -> None:
+        self._live[(key, holder)] = (limit, lease_s)
+        loop, renewer = asyncio.get_running_loop(), self._renewer
+        if renewer is None or renewer.done() or renewer.get_loop() is not loop or lease_s / 3 < self._period:
+            if renewer is not None and not renewer.done() and renewer.get_loop() is loop:
+                renewer.cancel()  # it sleeps for a longer lease (the setting changed)
+            self._period = lease_s / 3
+            self._renewer = loop.create_task(self._renew_while_held())
 
     def let_go(self, key: str, holder: str) -> None:
         self._live.pop((key, holder), None)
 
     async def _renew_while_held(self) -> None:
         while self._live:
-            lease_s = get_settings().slot_lease_s
-            await asyncio.sleep(lease_s / 3)
-            held = [(key, holder, limit) for (key, holder), limit in self._live.items()]
+            await asyncio.sleep(self._period)
+            held = [(key, holder, limit, lease) for (key, holder), (limit, lease) in self._live.items()]
             try:
-                if held and await self.renew(held, lease_s):
+                if held and await self.renew(held):
                     log.warning("a slot's lease ran out before it was renewed, and the cap is full")
             except ServiceUnavailable:  # a short outage: the next beat tries again
-                log.warning("could not renew slots (Redis unavailable); retrying in %g s", lease_s / 3)
+                log.warning("could not renew slots (Redis unavailable); retrying in %g s", self._period)
 
 
 class RedisSlots(Slots):
@@ -104,10 +107,10 @@ class RedisSlots(Slots):
         with unavailable_as(SERVICE):
             await self._client.zrem(key, holder)
 
-    async def renew(self, held: list[tuple[str, str, int]], lease_s: float) -> int:
+    async def renew(self, held: list[tuple[str, str, int, float]]) -> int:
         with unavailable_as(SERVICE):
             async with self._client.pipeline(transaction=False) as pipe:  # one round trip for all
-                for key, holder, limit in held:
+                for key, holder, limit, lease_s in held:
                     await self._hold(keys=[key], args=[limit, holder, _ms(lease_s)], client=pipe)
                 return sum(1 for kept in await pipe.execute() if not kept)
 
@@ -137,8 +140,8 @@ class LocalSlots(Slots):
             if not entries:
                 del self._held[key]
 
-    async def renew(self, held: list[tuple[str, str, int]], lease_s: float) -> int:
-        return sum([not await self.hold(key, holder, limit, lease_s) for key, holder, limit in held])
+    async def renew(self, held: list[tuple[str, str, int, float]]) -> int:
+        return sum([not await self.hold(key, holder, limit, lease_s) for key, holder, limit, lease_s in held])
 
 
 def _ms(seconds: float) -> int:
@@ -171,7 +174,7 @@ async def slot(tenant_id: object, name: str, limit: int) -> AsyncIterator[None]:
     key, holder = tenant_key(tenant_id, "slots", name), f"{_process}-{next(_holders)}"
     if not await store.hold(key, holder, limit, lease_s):
         raise RateLimited(f"too many {name} in progress (limit {limit}); retry shortly", retry_after_s=1)
-    store.keep_alive(key, holder, limit)
+    store.keep_alive(key, holder, limit, lease_s)
     try:
         yield
     finally:
