@@ -67,3 +67,14 @@ class RateLimited(AtomError):
     def __init__(self, message: str, *, retry_after_s: int):
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class ServiceUnavailable(AtomError):
+    """A service ATOM depends on (Redis) cannot be reached: retry shortly."""
+
+    status = 503
+    code = "service_unavailable"
+
+    def __init__(self, message: str, *, retry_after_s: int = 5):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

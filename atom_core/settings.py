@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     max_concurrent_runs: int = Field(50, ge=1, le=100_000, description="per tenant")
     agent_max_iterations: int = Field(8, ge=1, le=100, description="model calls per run")
     tool_timeout_s: float = Field(15.0, gt=0, le=600)
+    slot_lease_s: float = Field(30.0, ge=0.3, le=3600, description="a concurrency slot's lease; renewed every third")
+    stream_access_check_s: float = Field(5.0, gt=0, le=3600, description="how often open streams re-check access")
     # Workflows (see atom_core/workflows/engine.py for the lease and sweep rules).
     queue_redis_url: str | None = Field(None, description="Dramatiq's Redis; default: ATOM_REDIS_URL's next database")
     workflow_max_parallel_steps: int = Field(8, ge=1, le=256, description="steps in flight per run")

@@ -22,10 +22,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fnmatch import fnmatchcase
 from typing import Any
 
-from atom_core.infra.redis import get_redis, tenant_key
+from atom_core.infra.redis import get_listening_redis, get_redis, tenant_key, unavailable_as
 
 Event = dict[str, Any]
 SUBSCRIBE_TIMEOUT_S = 10.0
+SERVICE = "event"  # how an outage names this service: "the event service (Redis) is unavailable"
 
 
 class MemoryBus:
@@ -73,7 +74,8 @@ class RedisBus:
     async def publish(self, channel: str, event: Event) -> None:
         client = get_redis()
         assert client is not None
-        await client.publish(channel, json.dumps(event, default=str))
+        with unavailable_as(SERVICE):
+            await client.publish(channel, json.dumps(event, default=str))
 
     def listen(self, channel: str) -> AbstractAsyncContextManager[AsyncIterator[Event]]:
         return _events_only(self._listen(channel, pattern=False))
@@ -88,12 +90,13 @@ class RedisBus:
 
     @asynccontextmanager
     async def _listen(self, name: str, *, pattern: bool) -> AsyncIterator[AsyncIterator[tuple[str, Event]]]:
-        client = get_redis()
+        client = get_listening_redis()
         assert client is not None
         pubsub = client.pubsub()  # its own connection: a subscribed connection can do nothing else
         try:
-            await (pubsub.psubscribe if pattern else pubsub.subscribe)(name)
-            await _confirmed(pubsub)
+            with unavailable_as(SERVICE):
+                await (pubsub.psubscribe if pattern else pubsub.subscribe)(name)
+                await _confirmed(pubsub)
             yield _redis_messages(pubsub)
         finally:
             await pubsub.aclose()

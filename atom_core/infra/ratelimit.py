@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 
 from atom_core.errors import Invalid, RateLimited
+from atom_core.infra.redis import COMMAND_TIMEOUT_S, CONNECT_TIMEOUT_S, outage
 from atom_core.settings import get_settings
 
 
@@ -33,8 +35,11 @@ class RateLimiter:
     async def hit(self, rule: str, name: str, identifier: str, tenant_id: object = None) -> Verdict:
         """Count one request against `rule` (e.g. "10/minute") for `identifier`."""
         item = _item(rule, namespace=f"{tenant_id or 'global'}:ratelimit:{name}")
-        allowed = await self._strategy.hit(item, identifier)
-        stats = await self._strategy.get_window_stats(item, identifier)
+        try:
+            allowed = await self._strategy.hit(item, identifier)
+            stats = await self._strategy.get_window_stats(item, identifier)
+        except StorageError as exc:  # Redis is down: refuse (503) rather than let requests through unlimited
+            raise outage("rate-limit") from exc
         retry_after = 0 if allowed else max(1, math.ceil(stats.reset_time - time.time()))
         return Verdict(allowed=allowed, remaining=stats.remaining, retry_after_s=retry_after)
 
@@ -62,9 +67,7 @@ def get_rate_limiter() -> RateLimiter:
     global _limiter
     if _limiter is None:
         url = get_settings().redis_url
-        storage = (
-            RedisStorage(_limits_uri(url), implementation="redispy", key_prefix="atom") if url else MemoryStorage()
-        )
+        storage = _redis_storage(url) if url else MemoryStorage()
         _limiter = RateLimiter(storage)
     return _limiter
 
@@ -72,6 +75,17 @@ def get_rate_limiter() -> RateLimiter:
 def reset_rate_limiter() -> None:
     global _limiter
     _limiter = None
+
+
+def _redis_storage(url: str) -> RedisStorage:
+    return RedisStorage(
+        _limits_uri(url),
+        implementation="redispy",
+        key_prefix="atom",
+        wrap_exceptions=True,  # storage failures arrive as one StorageError
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
+        socket_timeout=COMMAND_TIMEOUT_S,
+    )
 
 
 def _limits_uri(url: str) -> str:

@@ -1,12 +1,31 @@
-"""The process's Redis client (server mode only)."""
+"""The process's Redis clients (server mode only), and what an outage looks like.
+
+Commands time out quickly (`COMMAND_TIMEOUT_S`) so a Redis that is down or
+hung answers a request in seconds, not never. Subscriptions wait for messages
+for as long as they like, so they get a client of their own without a read
+timeout (`get_listening_redis`).
+"""
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from atom_core.errors import ServiceUnavailable
 from atom_core.settings import get_settings
 
+CONNECT_TIMEOUT_S = 2.0
+COMMAND_TIMEOUT_S = 5.0
+RETRY_AFTER_S = 5
+# What an unreachable or hung Redis raises through redis-py.
+OUTAGE_ERRORS = (RedisConnectionError, RedisTimeoutError)
+
 _client: aioredis.Redis | None = None
+_listening: aioredis.Redis | None = None
 
 
 def get_redis() -> aioredis.Redis | None:
@@ -16,8 +35,43 @@ def get_redis() -> aioredis.Redis | None:
     if not url:
         return None
     if _client is None:
-        _client = aioredis.from_url(url, decode_responses=True, health_check_interval=30)
+        _client = aioredis.from_url(
+            url,
+            decode_responses=True,
+            health_check_interval=30,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            socket_timeout=COMMAND_TIMEOUT_S,
+        )
     return _client
+
+
+def get_listening_redis() -> aioredis.Redis | None:
+    """A client for subscriptions: a blocking read for the next message must not time out."""
+    global _listening
+    url = get_settings().redis_url
+    if not url:
+        return None
+    if _listening is None:
+        _listening = aioredis.from_url(
+            url, decode_responses=True, health_check_interval=30, socket_connect_timeout=CONNECT_TIMEOUT_S
+        )
+    return _listening
+
+
+def outage(service: str) -> ServiceUnavailable:
+    """The error a request gets when Redis, which `service` needs, cannot be reached."""
+    return ServiceUnavailable(
+        f"the {service} service (Redis) is unavailable; retry shortly", retry_after_s=RETRY_AFTER_S
+    )
+
+
+@contextmanager
+def unavailable_as(service: str) -> Iterator[None]:
+    """Turn a Redis outage inside the block into `ServiceUnavailable` naming `service`."""
+    try:
+        yield
+    except OUTAGE_ERRORS as exc:
+        raise outage(service) from exc
 
 
 def tenant_key(tenant_id: object, *parts: object) -> str:
@@ -26,7 +80,8 @@ def tenant_key(tenant_id: object, *parts: object) -> str:
 
 
 async def close_redis() -> None:
-    global _client
-    if _client is not None:
-        await _client.aclose()
-    _client = None
+    global _client, _listening
+    for client in (_client, _listening):
+        if client is not None:
+            await client.aclose()
+    _client = _listening = None

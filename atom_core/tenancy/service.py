@@ -6,6 +6,7 @@ all call these), owns its transaction, and raises `atom_core.errors` only.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -17,13 +18,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from atom_core.context import Ctx, new_request_id
 from atom_core.db import rls_scope, session_scope
-from atom_core.errors import Conflict, Forbidden, NotFound, Unauthorized
+from atom_core.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, Unauthorized
 from atom_core.governance import audit
+from atom_core.infra import events
 from atom_core.infra.ratelimit import get_rate_limiter
 from atom_core.settings import get_settings
 from atom_core.tenancy import apikeys, passwords, permissions, tokens
 from atom_core.tenancy.models import Membership, Tenant, User
 from atom_core.tenancy.validation import check_name, check_password, normalize_email, slugify
+
+log = logging.getLogger(__name__)
+MEMBERSHIP_TOPIC = "members"  # bus topic: a membership changed (open streams re-check their access)
 
 
 @dataclass(frozen=True)
@@ -301,6 +306,7 @@ async def remove_member(ctx: Ctx, user_id: uuid.UUID) -> None:
         await session.delete(membership)
         await apikeys.revoke_created_by(session, ctx, user_id)
         audit.record(session, ctx, "member.removed", f"user:{user_id}")
+    await _announce_membership_change(ctx.tenant_id, user_id)
 
 
 async def change_member_role(ctx: Ctx, user_id: uuid.UUID, role: str) -> MemberInfo:
@@ -320,7 +326,18 @@ async def change_member_role(ctx: Ctx, user_id: uuid.UUID, role: str) -> MemberI
         previous, membership.role = membership.role, role
         session.add(membership)
         audit.record(session, ctx, "member.role_changed", f"user:{user_id}", {"from": previous, "role": role})
+    await _announce_membership_change(ctx.tenant_id, user_id)
     return _member_info(membership, user)
+
+
+async def _announce_membership_change(tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """Tell open streams to re-check access now. Best effort: they also re-check on an interval,
+    and the change is committed, so an outage of the bus must not fail the request."""
+    try:
+        topic = events.channel(tenant_id, MEMBERSHIP_TOPIC)
+        await events.get_bus().publish(topic, {"type": "member.changed", "user_id": str(user_id)})
+    except ServiceUnavailable:
+        log.warning("membership change not announced (event bus unavailable); streams re-check on their interval")
 
 
 async def _membership(session: AsyncSession, ctx: Ctx, user_id: uuid.UUID) -> Membership:

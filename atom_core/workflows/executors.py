@@ -96,8 +96,10 @@ class EmbeddedExecutor:
         room.callback(self._leave)
         try:
             await room.enter_async_context(steps.step_slot(tenant_id))
-        except RateLimited:
+        except BaseException as exc:  # at the cap, or no slot to be had (Redis down): give the place back
             await room.aclose()
+            if not isinstance(exc, RateLimited):
+                raise
             return None
         return room
 

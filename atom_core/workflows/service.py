@@ -6,6 +6,7 @@ touches only that tenant's rows.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import uuid
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from atom_core.db.base import utcnow
 from atom_core.db.pagination import Page, paginate
 from atom_core.errors import Conflict, Invalid, NotFound
 from atom_core.governance import audit
+from atom_core.infra.redis import OUTAGE_ERRORS
 from atom_core.settings import get_settings
 from atom_core.tenancy import permissions
 from atom_core.workflows import engine
@@ -39,6 +41,8 @@ from atom_core.workflows.models import (
 
 COMMENT_MAX = 2000
 RUN_STATUSES = ("queued", "running", "waiting", "succeeded", "failed", "cancelled")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -193,8 +197,14 @@ async def _begin(run: WorkflowRun, steps: list[dict[str, Any]]) -> None:
 
 
 async def _hand_off(dispatches: list[Dispatch]) -> None:
-    if dispatches:
+    """Give committed steps to the executor. The queue being down (Redis) does not undo
+    the request: the steps are committed as ready, and the sweep dispatches them later."""
+    if not dispatches:
+        return
+    try:
         await get_executor().submit(dispatches)
+    except OUTAGE_ERRORS as exc:
+        logger.warning("could not hand %d steps to the queue (%s); the sweep will", len(dispatches), type(exc).__name__)
 
 
 async def get_run(ctx: Ctx, run_id: uuid.UUID) -> RunView:

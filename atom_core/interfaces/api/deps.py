@@ -36,3 +36,9 @@ async def current_ctx(
 
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+async def credential(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
+    """The caller's token or API key, for streams that authenticate it again while open
+    (`current_ctx`, evaluated with it, has already refused a request without one)."""
+    return credentials.credentials if credentials else ""

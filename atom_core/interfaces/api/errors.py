@@ -1,4 +1,5 @@
-"""Every failure becomes `{"error": {"code", "message", "field"?}}` with a 4xx.
+"""Every failure becomes `{"error": {"code", "message", "field"?}}` with a 4xx,
+or a 503 with `Retry-After` when a service ATOM needs (Redis) is down.
 
 An unexpected exception is logged with its request id and answered with a
 generic 500: never a stack trace, never an internal message.
@@ -13,7 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-from atom_core.errors import AtomError, RateLimited
+from atom_core.errors import AtomError, RateLimited, ServiceUnavailable
+from atom_core.infra.redis import OUTAGE_ERRORS, outage
 
 log = logging.getLogger("atom.api")
 
@@ -54,9 +56,15 @@ def describe(error: dict) -> tuple[str, str | None, str]:
 
 async def _atom_error(request: Request, exc: AtomError) -> JSONResponse:
     response = error_response(exc.status, exc.code, exc.message, exc.field)
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited | ServiceUnavailable):
         response.headers["Retry-After"] = str(exc.retry_after_s)
     return response
+
+
+async def _redis_outage(request: Request, exc: Exception) -> JSONResponse:
+    """A Redis outage on a path that did not name its service: still a 503 that says so."""
+    log.warning("Redis unavailable in %s %s (%s)", request.method, request.url.path, type(exc).__name__)
+    return await _atom_error(request, outage("coordination"))
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -92,4 +100,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(AtomError, _atom_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for error in OUTAGE_ERRORS:
+        app.add_exception_handler(error, _redis_outage)
     app.add_exception_handler(Exception, _unexpected)

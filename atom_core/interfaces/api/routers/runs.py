@@ -17,7 +17,9 @@ from atom_core.agents import runtime
 from atom_core.analytics.models import SpanRecord
 from atom_core.context import Ctx
 from atom_core.errors import AtomError, Conflict
-from atom_core.interfaces.api.deps import current_ctx
+from atom_core.infra.redis import get_redis, unavailable_as
+from atom_core.interfaces.api import stream_access
+from atom_core.interfaces.api.deps import credential, current_ctx
 from atom_core.interfaces.api.schemas import Request
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
@@ -30,20 +32,33 @@ class RunIn(Request):
 
 
 @router.post("/agents/{agent_id}/runs", response_model=None)
-async def start_run(agent_id: uuid.UUID, body: RunIn, ctx: Ctx = Depends(current_ctx)) -> Any:
-    """Run the agent. With `stream: true`, a `text/event-stream` of run events."""
+async def start_run(
+    agent_id: uuid.UUID, body: RunIn, ctx: Ctx = Depends(current_ctx), token: str = Depends(credential)
+) -> Any:
+    """Run the agent. With `stream: true`, a `text/event-stream` of run events, which ends
+    with an `access.revoked` event (and the run is cancelled) if the requester loses access."""
     if not body.stream:
         outcome = await runtime.run_agent(ctx, agent_id, body.input, session_id=body.session_id)
         return runtime.run_summary(outcome.run)
+    await _require_redis()
     return StreamingResponse(
-        _event_stream(ctx, agent_id, body),
+        _event_stream(stream_access.Access(token, ctx, "agents.run"), agent_id, body),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-async def _event_stream(ctx: Ctx, agent_id: uuid.UUID, body: RunIn) -> AsyncIterator[str]:
-    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+async def _require_redis() -> None:
+    """A run needs Redis in server mode (its slot, its events): say so with a 503 before the
+    stream's 200 is sent. An outage after this still ends the stream with `run.failed`."""
+    client = get_redis()
+    if client is not None:
+        with unavailable_as("concurrency limit"):
+            await client.ping()
+
+
+async def _event_stream(access: stream_access.Access, agent_id: uuid.UUID, body: RunIn) -> AsyncIterator[str]:
+    ctx, queue = access.ctx, asyncio.Queue[dict[str, Any] | None]()
 
     async def work() -> None:
         try:
@@ -54,11 +69,15 @@ async def _event_stream(ctx: Ctx, agent_id: uuid.UUID, body: RunIn) -> AsyncIter
             await queue.put(None)
 
     task = asyncio.create_task(work())
+    watcher = stream_access.start_watch(access, on_end=lambda: queue.put_nowait(None))
     try:
-        while (event := await queue.get()) is not None:
+        while (event := await queue.get()) is not None and not watcher.done():
             yield f"event: {event['type']}\ndata: {json.dumps(event, default=str)}\n\n"
+        if watcher.done():
+            yield stream_access.ACCESS_REVOKED
     finally:
-        if not task.done():  # the client went away: stop paying for tokens nobody reads
+        watcher.cancel()
+        if not task.done():  # the client went away or lost access: stop paying for tokens nobody reads
             task.cancel()
 
 

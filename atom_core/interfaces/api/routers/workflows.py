@@ -19,7 +19,8 @@ from atom_core.context import Ctx
 from atom_core.db.pagination import MAX_LIMIT
 from atom_core.errors import Invalid
 from atom_core.infra import events
-from atom_core.interfaces.api.deps import current_ctx
+from atom_core.interfaces.api import stream_access
+from atom_core.interfaces.api.deps import credential, current_ctx
 from atom_core.interfaces.api.schemas import ListOut, Request
 from atom_core.workflows import engine
 from atom_core.workflows import service as workflows
@@ -242,11 +243,14 @@ async def run_events(
     ctx: Ctx = Depends(current_ctx),
     last_event_id: str | None = Header(None, description="Resume after this event"),
     after: int | None = Query(None, ge=0, description="Same as Last-Event-ID, for clients that cannot set headers"),
+    token: str = Depends(credential),
 ) -> StreamingResponse:
+    """The run's events as server-sent events. The stream ends with the run, or with an
+    `access.revoked` event when the requester loses access to the tenant meanwhile."""
     start = _start_after(last_event_id, after)
     await workflows.events_after(ctx, run_id, start, limit=1)  # 404 before the stream opens
     return StreamingResponse(
-        _stream(ctx, run_id, start),
+        _stream(stream_access.Access(token, ctx, "workflows.read"), run_id, start),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -264,15 +268,23 @@ def _start_after(header: str | None, query: int | None) -> int:
     return value
 
 
-async def _stream(ctx: Ctx, run_id: uuid.UUID, after: int) -> AsyncIterator[str]:
+async def _stream(access: stream_access.Access, run_id: uuid.UUID, after: int) -> AsyncIterator[str]:
     """Events from the run's log in order. The bus only wakes the stream early;
-    the log is read again on every wake-up or poll, so nothing is missed."""
-    wake = asyncio.Event()
+    the log is read again on every wake-up or poll, so nothing is missed.
+
+    Access is checked again after each read that found events and before they
+    are sent, so whatever was written after a member's removal never reaches
+    them; `watch` ends an idle stream (interval, membership events)."""
+    ctx, wake = access.ctx, asyncio.Event()
     pump = asyncio.create_task(_wake_on_publish(ctx, run_id, wake))
+    watcher = stream_access.start_watch(access, on_end=wake.set)
     idle = 0.0
     try:
         while True:
             rows = await workflows.events_after(ctx, run_id, after)
+            if watcher.done() or (rows and not await access.check()):
+                yield stream_access.ACCESS_REVOKED
+                return
             for row in rows:
                 after = row.seq
                 payload = {"type": row.type, "run_id": str(run_id), "seq": row.seq, **row.data}
@@ -291,6 +303,7 @@ async def _stream(ctx: Ctx, run_id: uuid.UUID, after: int) -> AsyncIterator[str]
                 yield ": keep-alive\n\n"
     finally:
         pump.cancel()
+        watcher.cancel()
 
 
 async def _wake_on_publish(ctx: Ctx, run_id: uuid.UUID, wake: asyncio.Event) -> None:
