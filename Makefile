@@ -16,13 +16,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## run: migrate, seed the demo tenant, build and serve the dashboard + API on $(PORT)
+## run: migrate, seed the demo tenant, build and serve the dashboard + API on 127.0.0.1:$(PORT)
+## (ATOM_HOST=0.0.0.0 to serve beyond this machine); prints one URL once it answers
 run: install
-	$(BIN)/atom db upgrade
-	$(BIN)/atom seed --demo
-	$(BIN)/atom serve --port $(PORT)
+	@$(BIN)/atom db upgrade >/dev/null
+	@$(BIN)/atom seed --demo
+	@echo "the CLI: source $(BIN)/activate, then atom --help"
+	@$(BIN)/atom serve --port $(PORT)
 
-## test: the whole suite (PostgreSQL/Redis/Chromium parts run when configured; CI requires them)
+## test: the whole suite; server mode on throwaway PostgreSQL/Redis unless ATOM_TEST_* name running
+## ones (CI requires those); only the browser tests skip, when no Chromium is installed
 test: install
 	$(BIN)/python -m pytest
 

@@ -5,10 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlmodel import select
+
 from atom_core.agents import marketplace
 from atom_core.context import Ctx
+from atom_core.db import rls_scope
 from atom_core.errors import Conflict
 from atom_core.tenancy import service as tenancy
+from atom_core.tenancy.models import User
+from atom_core.tenancy.passwords import verify_password
+from atom_core.tenancy.validation import normalize_email
 from atom_core.workflows import service as workflows
 
 DEMO_TENANT = "Demo"
@@ -39,6 +45,14 @@ async def seed_demo() -> SeedResult:
     installed = await _install_demo_agents(ctx)
     flows = await _install_demo_workflows(ctx)
     return SeedResult(created, tenant_slug, DEMO_EMAIL, DEMO_PASSWORD, installed, flows)
+
+
+async def demo_password_unchanged() -> bool:
+    """Whether the demo owner can still sign in with the README's password (a server on the network warns)."""
+    email = normalize_email(DEMO_EMAIL)
+    async with rls_scope(email=email, readonly=True) as session:
+        user = (await session.exec(select(User).where(User.email == email))).first()
+    return user is not None and await verify_password(user.password_hash, DEMO_PASSWORD)
 
 
 async def _install_demo_agents(ctx: Ctx) -> tuple[str, ...]:

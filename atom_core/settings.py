@@ -7,6 +7,7 @@ The mode (embedded or server) is chosen only here: a PostgreSQL
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +18,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 SECRET_KEY_FILE = "secret_key"
+# An IP address or a host name: nothing a shell or a URL treats specially.
+HOST_PATTERN = re.compile(r"^[A-Za-z0-9.:-]{1,253}$")
 
 
 class Settings(BaseSettings):
@@ -33,6 +36,8 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     hsts_max_age_s: int = Field(0, ge=0, description="0 disables Strict-Transport-Security")
     auth_rate_limit: str = "10/minute"
+    # Loopback unless asked: a wider bind exposes the seeded demo account to the network.
+    host: str = Field("127.0.0.1", pattern=HOST_PATTERN.pattern, description="interface `atom serve` binds")
     port: int = Field(3000, ge=1, le=65535)
     llm_timeout_s: float = Field(60.0, gt=0, le=3600)
     # Off: a tenant without its own key must not spend the operator's (OPENAI_API_KEY, …).

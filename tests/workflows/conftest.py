@@ -27,7 +27,7 @@ from atom_core.tenancy import service as tenancy
 from atom_core.workflows import executors
 from atom_core.workflows import service as workflows
 from tests import workflow_tools
-from tests.conftest import PASSWORD, PgDatabase, libpq
+from tests.conftest import PASSWORD, PgDatabase, libpq, unavailable
 
 COMBINATIONS = [("embedded", "embedded"), ("server", "embedded"), ("server", "distributed")]
 WORKER_SECRET = "test-secret-shared-with-the-worker-processes"
@@ -126,7 +126,8 @@ def worker_pool(
     pg_database: PgDatabase | None, redis_url: str | None, effects_path: Path, tmp_path_factory
 ) -> Iterator[WorkerPool]:
     """Two Dramatiq workers shared by the distributed tests (started on first use)."""
-    assert pg_database is not None and redis_url is not None
+    if pg_database is None or redis_url is None:  # skipped locally like the other server-mode tests, failed in CI
+        unavailable("the distributed executor needs PostgreSQL and Redis")
     env = dict(os.environ) | {
         "ATOM_DATABASE_URL": pg_database.app_url,
         "ATOM_DATABASE_ADMIN_URL": pg_database.admin_url,
