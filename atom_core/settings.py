@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     # Modules imported at startup, e.g. to register custom tools (comma-separated).
     plugins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
+    # Unset: /metrics answers clients on this machine only; set: only `Authorization: Bearer <token>`.
+    metrics_token: SecretStr | None = None
 
     @field_validator("cors_origins", "plugins", mode="before")
     @classmethod
