@@ -40,11 +40,11 @@ class ApiKeyInfo:
     name: str
     prefix: str
     role: str
-    owner_kind: str  # "user" (created_by is that user) or "operator" (the CLI; created_by is None)
     created_by: uuid.UUID | None
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    owner_kind: str = USER  # or OPERATOR: made by the CLI, created_by is None
 
     @classmethod
     def of(cls, key: ApiKey) -> ApiKeyInfo:
@@ -53,11 +53,11 @@ class ApiKeyInfo:
             key.name,
             key.prefix,
             key.role,
-            key.owner_kind,
             key.created_by,
             key.created_at,
             key.last_used_at,
             key.revoked_at,
+            key.owner_kind,
         )
 
 
