@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
+from limits import parse as parse_rate
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
@@ -61,15 +62,26 @@ class Settings(BaseSettings):
     workflow_step_timeout_s: float = Field(600.0, gt=0, le=24 * 3600, description="when a step sets none")
     workflow_lease_s: float = Field(15.0, ge=1, le=600, description="a running step's lease; renewed every third")
     workflow_sweep_interval_s: float = Field(10.0, ge=0.5, le=3600)
+    workflow_max_active_runs: int = Field(200, ge=1, le=1_000_000, description="unfinished runs per tenant")
+    workflow_run_rate_limit: str = Field("600/minute", description="new runs per tenant; '' turns it off")
     # Modules imported at startup, e.g. to register custom tools (comma-separated).
     plugins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
+    # Unset: /metrics answers clients on this machine only; set: only `Authorization: Bearer <token>`.
+    metrics_token: SecretStr | None = None
 
     @field_validator("cors_origins", "plugins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("workflow_run_rate_limit")
+    @classmethod
+    def _rate_rule(cls, value: str) -> str:
+        if value:
+            parse_rate(value)  # a ValueError names the setting at startup, not in a user's request
         return value
 
     @field_validator("database_url", "database_admin_url")

@@ -34,7 +34,9 @@ def enable(table: str) -> list[str]:
 
 
 def policy(table: str, name: str, using: str, *, command: str = "ALL", check: str | None = None) -> str:
-    sql = f"CREATE POLICY {name} ON {table} FOR {command} USING ({using})"
+    sql = f"CREATE POLICY {name} ON {table} FOR {command}"
+    if command != "INSERT":  # an INSERT policy has only a check (`using` is its check)
+        sql += f" USING ({using})"
     if command in ("ALL", "INSERT", "UPDATE"):
         sql += f" WITH CHECK ({check or using})"
     return sql
@@ -72,6 +74,33 @@ def identity_tables() -> list[str]:
         policy("memberships", "own_memberships_read", f"user_id = {CURRENT_USER}", command="SELECT"),
         *tenant_table("api_keys"),
         policy("api_keys", "auth_lookup", f"prefix = {AUTH_KEY_PREFIX}", command="SELECT"),
+    ]
+
+
+def narrow_user_lookups() -> list[str]:
+    """Since 0008: the policies on `users` reachable without a tenant grant no more
+    than their callers need. The email lookup only reads (0001 let it update and
+    delete any account whose email the session named); a user may read, create and
+    update their own row, never delete it (deleting an account would cascade into
+    every tenant it belongs to)."""
+    self_is = f"id = {CURRENT_USER}"
+    return [
+        "DROP POLICY IF EXISTS auth_lookup ON users",
+        "DROP POLICY IF EXISTS self ON users",
+        policy("users", "auth_lookup", f"email = {AUTH_EMAIL}", command="SELECT"),
+        policy("users", "self_read", self_is, command="SELECT"),
+        policy("users", "self_insert", self_is, command="INSERT"),
+        policy("users", "self_update", self_is, command="UPDATE"),
+    ]
+
+
+def widen_user_lookups() -> list[str]:
+    """The policies of 0001, for a downgrade below 0008."""
+    return [
+        "DROP POLICY IF EXISTS auth_lookup ON users",
+        *(f"DROP POLICY IF EXISTS {name} ON users" for name in ("self_read", "self_insert", "self_update")),
+        policy("users", "self", f"id = {CURRENT_USER}"),
+        policy("users", "auth_lookup", f"email = {AUTH_EMAIL}"),
     ]
 
 

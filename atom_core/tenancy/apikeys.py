@@ -29,6 +29,8 @@ from atom_core.tenancy.models import ApiKey
 from atom_core.tenancy.validation import check_name
 
 KEY_PREFIX = "atom_"
+USER, OPERATOR = "user", "operator"
+OPERATOR_ACTOR = "system"  # the actor of `tenancy.service.operator_ctx` (CLI, seeding)
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # write last_used_at at most this often
 
 
@@ -42,12 +44,33 @@ class ApiKeyInfo:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    owner_kind: str = USER  # or OPERATOR: made by the CLI, created_by is None
 
     @classmethod
     def of(cls, key: ApiKey) -> ApiKeyInfo:
         return cls(
-            key.id, key.name, key.prefix, key.role, key.created_by, key.created_at, key.last_used_at, key.revoked_at
+            key.id,
+            key.name,
+            key.prefix,
+            key.role,
+            key.created_by,
+            key.created_at,
+            key.last_used_at,
+            key.revoked_at,
+            key.owner_kind,
         )
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who a new key belongs to, and whose keys a caller calls its own."""
+
+    kind: str  # "user" or "operator"
+    user_id: uuid.UUID | None = None
+
+    def owns(self, key: ApiKey) -> bool:
+        # Only a user owns keys as a person; the operator's keys are managed by role.
+        return self.kind == USER and key.owner_kind == USER and key.created_by == self.user_id
 
 
 @dataclass(frozen=True)
@@ -79,26 +102,65 @@ async def create(ctx: Ctx, name: str, role: str | None = None) -> NewApiKey:
     permissions.require_grantable(ctx, role)
     for _ in range(3):  # a 48-bit prefix clash is rare; retry rather than fail
         prefix, key = _new_key()
-        row = ApiKey(
-            tenant_id=ctx.tenant_id, name=name, prefix=prefix, key_hash=_hash(key), role=role, created_by=ctx.user_id
-        )
         try:
             async with session_scope(ctx) as session:
+                owner = await caller(session, ctx)
+                row = ApiKey(
+                    tenant_id=ctx.tenant_id,
+                    name=name,
+                    prefix=prefix,
+                    key_hash=_hash(key),
+                    role=role,
+                    owner_kind=owner.kind,
+                    created_by=owner.user_id,
+                )
                 session.add(row)
-                audit.record(session, ctx, "apikey.created", f"apikey:{row.id}", {"name": name, "role": role})
+                details = {"name": name, "role": role, "owner": _owner_label(owner)}
+                audit.record(session, ctx, "apikey.created", f"apikey:{row.id}", details)
         except IntegrityError:
             continue
         return NewApiKey(info=ApiKeyInfo.of(row), key=key)
     raise RuntimeError("could not allocate a unique API key prefix")
 
 
+async def caller(session: AsyncSession, ctx: Ctx) -> Owner:
+    """The owner a caller acts for: its user; for a key, the owner of that key
+    (so a key made with a key belongs to the same person); the operator for the CLI."""
+    if ctx.user_id is not None:
+        return Owner(USER, ctx.user_id)
+    key_id = key_id_of(ctx)
+    if key_id is not None:
+        query = select(ApiKey).where(ApiKey.tenant_id == ctx.tenant_id, ApiKey.id == key_id)
+        key = (await session.exec(query)).first()
+        if key is None or key.revoked_at is not None:
+            raise Unauthorized("API key has been revoked", code="api_key_revoked")
+        return Owner(key.owner_kind, key.created_by)
+    if ctx.actor == OPERATOR_ACTOR:
+        return Owner(OPERATOR)
+    raise Forbidden("only a user, an API key or the operator can own API keys")
+
+
+def key_id_of(ctx: Ctx) -> uuid.UUID | None:
+    """The API key a context was authenticated with, if any."""
+    kind, _, value = ctx.actor.partition(":")
+    return uuid.UUID(value) if kind == "apikey" else None
+
+
+def _owner_label(owner: Owner) -> str:
+    return f"user:{owner.user_id}" if owner.kind == USER else OPERATOR
+
+
 async def list_keys(ctx: Ctx, *, limit: int = 50, cursor: str | None = None) -> Page[ApiKeyInfo]:
-    """Admins see every key of the tenant; others see the keys they created."""
+    """Admins and owners see every key of the tenant, the operator's included;
+    others see only the keys they own (none, if they act for no user)."""
     permissions.require(ctx, "apikeys.read")
     query = select(ApiKey).where(ApiKey.tenant_id == ctx.tenant_id)
-    if not permissions.can(ctx.role, "apikeys.revoke_any"):
-        query = query.where(ApiKey.created_by == ctx.user_id)
     async with session_scope(ctx, readonly=True) as session:
+        if not permissions.can(ctx.role, "apikeys.revoke_any"):
+            owner = await caller(session, ctx)
+            if owner.kind != USER:
+                return Page([], None)
+            query = query.where(ApiKey.owner_kind == USER, ApiKey.created_by == owner.user_id)
         page = await paginate(session, query, ApiKey.created_at, ApiKey.id, limit=limit, cursor=cursor)
     return Page([ApiKeyInfo.of(k) for k in page.items], page.next_cursor)
 
@@ -109,7 +171,7 @@ async def revoke(ctx: Ctx, key_id: uuid.UUID) -> ApiKeyInfo:
         key = (await session.exec(select(ApiKey).where(ApiKey.tenant_id == ctx.tenant_id, ApiKey.id == key_id))).first()
         if key is None:
             raise NotFound("API key not found")
-        if key.created_by != ctx.user_id:
+        if not (await caller(session, ctx)).owns(key):
             permissions.require(ctx, "apikeys.revoke_any")
         if key.revoked_at is None:
             key.revoked_at = datetime.now(UTC)
@@ -118,13 +180,19 @@ async def revoke(ctx: Ctx, key_id: uuid.UUID) -> ApiKeyInfo:
     return ApiKeyInfo.of(key)
 
 
-async def revoke_created_by(session: AsyncSession, ctx: Ctx, user_id: uuid.UUID) -> None:
-    """Inside the caller's transaction: a removed member's keys stop working with them."""
-    await session.exec(
-        update(ApiKey)
-        .where(ApiKey.tenant_id == ctx.tenant_id, ApiKey.created_by == user_id, ApiKey.revoked_at.is_(None))
-        .values(revoked_at=datetime.now(UTC))
+async def revoke_owned_by(session: AsyncSession, ctx: Ctx, user_id: uuid.UUID, *, above: str | None = None) -> None:
+    """Inside the caller's transaction: the keys a user owns in this tenant (those
+    made through their keys included) stop working when they leave it, or, with
+    `above`, those with more power than the role they are left with."""
+    query = update(ApiKey).where(
+        ApiKey.tenant_id == ctx.tenant_id,
+        ApiKey.owner_kind == USER,
+        ApiKey.created_by == user_id,
+        ApiKey.revoked_at.is_(None),
     )
+    if above is not None:
+        query = query.where(ApiKey.role.in_(permissions.roles_above(above)))
+    await session.exec(query.values(revoked_at=datetime.now(UTC)))
 
 
 async def authenticate(key: str, tenant_id: uuid.UUID | None, *, request_id: str) -> Ctx:

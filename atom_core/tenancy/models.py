@@ -48,15 +48,28 @@ class Membership(TenantScoped, table=True):
     created_at: datetime = created_at_field()
 
 
+# Who a key belongs to: a user (`created_by`, the human behind it even when a key
+# made it) or the platform operator (CLI; `created_by` NULL). Never neither.
+KEY_OWNER_KINDS = ("user", "operator")
+
+
 class ApiKey(TenantScoped, table=True):
     __tablename__ = "api_keys"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "(owner_kind = 'user' AND created_by IS NOT NULL) OR (owner_kind = 'operator' AND created_by IS NULL)",
+            name="ck_api_keys_owner",
+        ),
+    )
 
     id: uuid.UUID = id_field()
     name: str = Field(max_length=100)
     prefix: str = Field(max_length=32, unique=True)  # shown in lists; finds the key
     key_hash: str = Field(max_length=128)  # sha256 of the whole key
     role: str = Field(max_length=16)
-    created_by: uuid.UUID | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    owner_kind: str = Field(max_length=16)
+    # The owning user; the key is deleted with the account and revoked when they leave the tenant.
+    created_by: uuid.UUID | None = Field(default=None, foreign_key="users.id", ondelete="CASCADE", index=True)
     created_at: datetime = created_at_field()
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -65,6 +65,10 @@ def check_role(role: str, field: str = "role") -> str:
     return role
 
 
+def roles_above(role: str) -> tuple[str, ...]:
+    return tuple(r for r, rank in ROLE_RANK.items() if rank > ROLE_RANK[role])
+
+
 def require_grantable(ctx: Ctx, role: str, field: str = "role") -> None:
     """Nobody hands out more power than they hold; only owners make owners."""
     check_role(role, field)

@@ -241,17 +241,12 @@ async def me(ctx: Ctx) -> Me:
             tenant = await session.get(Tenant, ctx.tenant_id)
         assert tenant is not None
         info = TenantInfo(tenant_id=tenant.id, name=tenant.name, slug=tenant.slug, role=ctx.role)
-        return Me(None, None, ctx.tenant_id, ctx.role, [info], api_key_id=_api_key_id(ctx))
+        return Me(None, None, ctx.tenant_id, ctx.role, [info], api_key_id=apikeys.key_id_of(ctx))
     async with session_scope(ctx, readonly=True) as session:
         user = await session.get(User, ctx.user_id)
     if user is None:
         raise Unauthorized("token is not valid", code="invalid_token")
     return Me(user.id, user.email, ctx.tenant_id, ctx.role, await _tenants_of(user.id))
-
-
-def _api_key_id(ctx: Ctx) -> uuid.UUID | None:
-    kind, _, value = ctx.actor.partition(":")
-    return uuid.UUID(value) if kind == "apikey" else None
 
 
 # --- members -------------------------------------------------------------------
@@ -295,7 +290,7 @@ async def list_members(ctx: Ctx) -> list[MemberInfo]:
 
 
 async def remove_member(ctx: Ctx, user_id: uuid.UUID) -> None:
-    """Remove a member and revoke the API keys they created in this tenant."""
+    """Remove a member and revoke the API keys they own in this tenant."""
     permissions.require(ctx, "members.manage")
     async with session_scope(ctx) as session:
         membership = await _membership(session, ctx, user_id)
@@ -304,7 +299,7 @@ async def remove_member(ctx: Ctx, user_id: uuid.UUID) -> None:
                 raise Forbidden("only an owner can remove an owner")
             await _keep_one_owner(session, ctx)
         await session.delete(membership)
-        await apikeys.revoke_created_by(session, ctx, user_id)
+        await apikeys.revoke_owned_by(session, ctx, user_id)
         audit.record(session, ctx, "member.removed", f"user:{user_id}")
     await _announce_membership_change(ctx.tenant_id, user_id)
 
@@ -325,6 +320,7 @@ async def change_member_role(ctx: Ctx, user_id: uuid.UUID, role: str) -> MemberI
             await _keep_one_owner(session, ctx)
         previous, membership.role = membership.role, role
         session.add(membership)
+        await apikeys.revoke_owned_by(session, ctx, user_id, above=role)
         audit.record(session, ctx, "member.role_changed", f"user:{user_id}", {"from": previous, "role": role})
     await _announce_membership_change(ctx.tenant_id, user_id)
     return _member_info(membership, user)
@@ -382,7 +378,7 @@ async def resolve_tenant(ref: str, field: str = "tenant") -> Tenant:
 
 def operator_ctx(tenant_id: uuid.UUID, request_id: str | None = None) -> Ctx:
     """The context of the platform operator (CLI) acting inside one tenant."""
-    return Ctx(tenant_id, None, "owner", "system", request_id or new_request_id())
+    return Ctx(tenant_id, None, "owner", apikeys.OPERATOR_ACTOR, request_id or new_request_id())
 
 
 async def add_user(tenant_ref: str, email: str, role: str, password: str | None = None) -> MemberInfo:
@@ -393,10 +389,11 @@ async def add_user(tenant_ref: str, email: str, role: str, password: str | None 
     if password is not None:
         check_password(password, email)
         password_hash = await passwords.hash_password(password)
+        new_user_id = uuid.uuid4()  # the `users.self` policy admits the insert (the email lookup only reads)
         try:
-            async with rls_scope(email=email) as session:
+            async with rls_scope(email=email, user_id=new_user_id) as session:
                 if (await session.exec(select(User).where(User.email == email))).first() is None:
-                    session.add(User(email=email, password_hash=password_hash))
+                    session.add(User(id=new_user_id, email=email, password_hash=password_hash))
         except IntegrityError:
             pass  # created concurrently: add that account
     return await add_member(operator_ctx(tenant.id), email, role)

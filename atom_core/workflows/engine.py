@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlmodel import select, update
+from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from atom_core.context import Ctx
@@ -49,6 +49,7 @@ from atom_core.workflows import spec as specs
 from atom_core.workflows import templates
 from atom_core.workflows.models import (
     RUN_ACTIVE,
+    RUN_IN_FLIGHT,
     STEP_DONE,
     STEP_FINAL,
     ActiveRun,
@@ -886,24 +887,34 @@ async def active_runs() -> list[tuple[uuid.UUID, uuid.UUID]]:
 
 
 async def orphans(tenant_id: uuid.UUID, run_id: uuid.UUID, grace_s: float) -> list[Dispatch]:
-    """Steps of a run that no executor will deliver: queued and overdue by
-    `grace_s` (a hand-off lost in a crash), or running with an expired lease."""
+    return await orphans_in(tenant_id, [run_id], grace_s)
+
+
+async def orphans_in(tenant_id: uuid.UUID, run_ids: Collection[uuid.UUID], grace_s: float) -> list[Dispatch]:
+    """Steps of one tenant's runs that no executor will deliver: queued and overdue
+    by `grace_s` (a hand-off lost in a crash), or running with an expired lease.
+    One query for all the runs; a waiting run is skipped at no cost (nothing of it
+    is in flight: see `settle`), so parked runs do not slow the sweep."""
     moment = now()
     overdue = moment - timedelta(seconds=grace_s)
+    lost = (col(StepRun.status) == "pending") & col(StepRun.queued_at).is_not(None) & (col(StepRun.due_at) < overdue)
+    dead = (col(StepRun.status) == "running") & (col(StepRun.lease_until) < moment)
+    query = (
+        select(StepRun.run_id, StepRun.step_id)
+        .join(WorkflowRun, col(WorkflowRun.id) == StepRun.run_id)
+        .where(StepRun.tenant_id == tenant_id, WorkflowRun.tenant_id == tenant_id)
+        .where(col(WorkflowRun.status).in_(RUN_IN_FLIGHT), lost | dead)
+    )
+    found: list[Dispatch] = []
     async with session_scope(system_ctx(tenant_id), readonly=True) as session:
-        run = (await session.exec(select(WorkflowRun).where(WorkflowRun.id == run_id))).first()
-        if run is None or run.status not in RUN_ACTIVE:
-            return []
-        rows = (
-            await session.exec(select(StepRun).where(StepRun.tenant_id == tenant_id, StepRun.run_id == run_id))
-        ).all()
-    found = []
-    for row in rows:
-        lost = row.status == "pending" and row.queued_at is not None and row.due_at is not None and row.due_at < overdue
-        dead = row.status == "running" and row.lease_until is not None and row.lease_until < moment
-        if lost or dead:
-            found.append(Dispatch(tenant_id, run_id, row.step_id))
+        for chunk in _chunks(list(run_ids), 500):  # bound the bind parameters of one statement
+            rows = await session.exec(query.where(col(StepRun.run_id).in_(chunk)))
+            found += [Dispatch(tenant_id, run_id, step_id) for run_id, step_id in rows.all()]
     return found
+
+
+def _chunks(items: list[T], size: int) -> Iterable[list[T]]:
+    return (items[i : i + size] for i in range(0, len(items), size))
 
 
 def is_final(status: str) -> bool:

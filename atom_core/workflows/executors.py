@@ -139,9 +139,12 @@ async def sweep(executor: Executor | None = None, *, grace_s: float | None = Non
     """Dispatch every orphaned step of every active run once; returns how many."""
     executor = executor or get_executor()
     grace = 2 * get_settings().workflow_lease_s if grace_s is None else grace_s
-    found = 0
+    by_tenant: dict[uuid.UUID, list[uuid.UUID]] = {}
     for tenant_id, run_id in await engine.active_runs():
-        orphans = await engine.orphans(tenant_id, run_id, grace)
+        by_tenant.setdefault(tenant_id, []).append(run_id)
+    found = 0
+    for tenant_id, run_ids in by_tenant.items():  # one query per tenant, however many runs it has
+        orphans = await engine.orphans_in(tenant_id, run_ids, grace)
         found += len(orphans)
         await executor.submit(orphans)
     return found

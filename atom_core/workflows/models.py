@@ -19,6 +19,7 @@ from sqlmodel import JSON, Column, Field, SQLModel
 from atom_core.db.base import TenantScoped, UTCDateTime, created_at_field, id_field, utcnow
 
 RUN_ACTIVE = frozenset({"queued", "running", "waiting"})
+RUN_IN_FLIGHT = ("queued", "running")  # active runs that may have steps in flight (not waiting)
 STEP_DONE = frozenset({"succeeded", "skipped"})
 STEP_FINAL = frozenset({"succeeded", "skipped", "failed", "cancelled"})
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from atom_core.agents.models import Agent
 from atom_core.agents.tools.builtins import TOOLS
@@ -21,8 +21,9 @@ from atom_core.context import Ctx
 from atom_core.db import session_scope
 from atom_core.db.base import utcnow
 from atom_core.db.pagination import Page, paginate
-from atom_core.errors import Conflict, Invalid, NotFound
+from atom_core.errors import Conflict, Invalid, NotFound, RateLimited
 from atom_core.governance import audit
+from atom_core.infra.ratelimit import get_rate_limiter
 from atom_core.infra.redis import OUTAGE_ERRORS
 from atom_core.settings import get_settings
 from atom_core.tenancy import permissions
@@ -32,6 +33,7 @@ from atom_core.workflows.engine import Dispatch
 from atom_core.workflows.executors import get_executor
 from atom_core.workflows.models import (
     RUN_ACTIVE,
+    ActiveRun,
     StepRun,
     Workflow,
     WorkflowEvent,
@@ -40,6 +42,7 @@ from atom_core.workflows.models import (
 )
 
 COMMENT_MAX = 2000
+FULL_RETRY_S = 30  # when a tenant has its most unfinished runs: waiting runs may wait for hours
 RUN_STATUSES = ("queued", "running", "waiting", "succeeded", "failed", "cancelled")
 
 logger = logging.getLogger(__name__)
@@ -169,9 +172,36 @@ async def start_run(ctx: Ctx, workflow_id: uuid.UUID, values: Any = None, *, ver
         workflow = await _load(session, ctx, workflow_id)
         number = workflow.latest_version if version is None else version
         spec = await engine.version_spec(session, ctx.tenant_id, workflow.id, number)
+        await _admit_run(session, ctx)
     run = _new_run(ctx, workflow.id, number, specs.check_run_input(spec, values or {}))
     await _begin(run, [engine.new_step(ctx.tenant_id, run.id, s.id) for s in spec.steps])
     return run
+
+
+async def _admit_run(session, ctx: Ctx) -> None:
+    """A tenant may have so many runs unfinished (queued, running or waiting) and
+    start so many a minute: past that, 429, so no tenant fills the stores and the
+    recovery sweep. Counted on the active-run index (indexed by tenant); runs
+    started at the same instant may pass the cap by the few that raced."""
+    settings = get_settings()
+    count = select(func.count()).select_from(ActiveRun).where(ActiveRun.tenant_id == ctx.tenant_id)
+    active = (await session.exec(count)).one()
+    if active >= settings.workflow_max_active_runs:
+        raise RateLimited(
+            f"this tenant has {active} workflow runs queued, running or waiting, its limit "
+            f"(ATOM_WORKFLOW_MAX_ACTIVE_RUNS={settings.workflow_max_active_runs}); "
+            "let some finish, or cancel them, before starting more",
+            retry_after_s=FULL_RETRY_S,
+        )
+    rule = settings.workflow_run_rate_limit
+    if rule:
+        verdict = await get_rate_limiter().hit(rule, "workflow_runs", str(ctx.tenant_id), ctx.tenant_id)
+        if not verdict.allowed:
+            raise RateLimited(
+                f"this tenant started workflow runs faster than its limit (ATOM_WORKFLOW_RUN_RATE_LIMIT={rule}); "
+                f"retry in {verdict.retry_after_s} s",
+                retry_after_s=verdict.retry_after_s,
+            )
 
 
 def _new_run(ctx: Ctx, workflow_id: uuid.UUID, version: int, values: dict[str, Any], **extra: Any) -> WorkflowRun:
@@ -335,6 +365,7 @@ async def rerun(ctx: Ctx, run_id: uuid.UUID, from_step: Any) -> WorkflowRun:
         if not isinstance(from_step, str) or from_step not in {s.id for s in spec.steps}:
             raise Invalid("from_step must name a step of the run's workflow", field="from_step")
         redo = _downstream(spec, from_step)
+        await _admit_run(session, ctx)
         old = {r.step_id: r for r in (await session.exec(select(StepRun).where(StepRun.run_id == parent.id))).all()}
     run = _new_run(ctx, parent.workflow_id, parent.version, parent.input, parent_run_id=parent.id, from_step=from_step)
     rows = [_reused_or_new(ctx, run, old.get(s.id), s.id, s.id in redo) for s in spec.steps]

@@ -191,3 +191,50 @@ async def test_the_recovery_sweep_lists_active_run_ids_and_nothing_else(backend:
                 (uuid.uuid4(), tenant_a),
             )
         conn.rollback()
+
+
+async def test_the_email_lookup_only_reads(backend: str, pg_database: PgDatabase) -> None:
+    """`app.auth_email` finds an account for sign-in; it changes or deletes nothing."""
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    await tenancy.signup(email, PASSWORD, "Victim", client_ip="127.0.0.1")
+    with app_connection(pg_database) as conn:
+        conn.execute("SELECT set_config('app.auth_email', %s, true)", (email,))
+        assert len(conn.execute("SELECT id FROM users WHERE email = %s", (email,)).fetchall()) == 1
+        assert (
+            conn.execute("UPDATE users SET password_hash = 'x' WHERE email = %s RETURNING id", (email,)).fetchall()
+            == []
+        )
+        assert conn.execute("DELETE FROM users WHERE email = %s RETURNING id", (email,)).fetchall() == []
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            conn.execute(
+                "INSERT INTO users (id, email, created_at) VALUES (%s, %s, now())",
+                (uuid.uuid4(), f"other-{email}"),
+            )
+        conn.rollback()
+
+
+async def test_a_user_reads_and_updates_their_own_row_but_never_deletes_it(
+    backend: str, pg_database: PgDatabase
+) -> None:
+    signup = await tenancy.signup(f"{uuid.uuid4().hex[:8]}@example.com", PASSWORD, "Self", client_ip="127.0.0.1")
+    with app_connection(pg_database) as conn:
+        conn.execute("SELECT set_config('app.user_id', %s, true)", (str(signup.user_id),))
+        assert conn.execute("SELECT id FROM users").fetchall() == [{"id": signup.user_id}]
+        assert len(conn.execute("UPDATE users SET tokens_valid_after = now() RETURNING id").fetchall()) == 1
+        assert conn.execute("DELETE FROM users RETURNING id").fetchall() == []
+        conn.rollback()
+
+
+async def test_narrow_lookups_grant_only_select(backend: str, pg_database: PgDatabase) -> None:
+    """Every policy keyed on a lookup variable (no tenant) is read-only, except a
+    user's own row (created at signup, updated by "sign out everywhere")."""
+    with psycopg.connect(libpq(pg_database.admin_url)) as conn:
+        rows = conn.execute(
+            "SELECT tablename, policyname, cmd FROM pg_policies WHERE schemaname = 'public'"
+            " AND coalesce(qual, with_check) NOT LIKE '%app.tenant_id%'"
+        ).fetchall()
+    writable = sorted((table, name, cmd) for table, name, cmd in rows if cmd != "SELECT")
+    assert writable == [("users", "self_insert", "INSERT"), ("users", "self_update", "UPDATE")]
+    assert {("users", "auth_lookup"), ("api_keys", "auth_lookup"), ("tenants", "slug_lookup")} <= {
+        (table, name) for table, name, _ in rows
+    }

@@ -71,6 +71,9 @@ class ApiKeyOut(BaseModel):
     name: str
     prefix: str
     role: Role
+    owner_kind: Literal["user", "operator"] = Field(
+        description="`user`: created_by owns it (revoked when they leave the tenant); `operator`: made with the CLI"
+    )
     created_by: uuid.UUID | None
     created_at: datetime
     last_used_at: datetime | None
