@@ -11,7 +11,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
-from pydantic import Field
 
 from atom_core.agents import runtime
 from atom_core.analytics.models import SpanRecord
@@ -19,17 +18,18 @@ from atom_core.context import Ctx
 from atom_core.errors import AtomError, Conflict
 from atom_core.interfaces.api.deps import current_ctx
 from atom_core.interfaces.api.schemas import Request
+from atom_core.validation import Matching, Text
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
 
 
 class RunIn(Request):
-    input: str = Field(max_length=runtime.INPUT_MAX)
-    session_id: str | None = Field(None, max_length=64)
+    input: Text(runtime.INPUT_MAX, required=True)
+    session_id: Matching(runtime.SESSION_RE, 64, description="Continue this session") | None = None
     stream: bool = False
 
 
-@router.post("/agents/{agent_id}/runs", response_model=None)
+@router.post("/agents/{agent_id}/runs", response_model=None, responses={200: {"content": {"text/event-stream": {}}}})
 async def start_run(agent_id: uuid.UUID, body: RunIn, ctx: Ctx = Depends(current_ctx)) -> Any:
     """Run the agent. With `stream: true`, a `text/event-stream` of run events."""
     if not body.stream:
