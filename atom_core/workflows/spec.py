@@ -99,6 +99,8 @@ def parse(source: str | bytes | dict) -> dict:
         if len(text.encode()) > SPEC_MAX_BYTES:
             raise Invalid(f"the spec is larger than {SPEC_MAX_BYTES // 1024} KB", field="spec")
         source = _load(text)
+    elif not isinstance(source, dict):
+        raise Invalid("the spec must be JSON or YAML text, or an object", field="spec")
     if not isinstance(source, dict):
         raise Invalid("the spec must be a mapping with a name and steps", field="spec")
     # Every spec, whatever its form, is JSON that can be stored and read back.
@@ -431,9 +433,8 @@ def check_run_input(spec: WorkflowSpec, values: Any) -> dict[str, Any]:
     values = {} if values is None else values
     if not isinstance(values, dict):
         raise Invalid("the input must be an object of named values", field="input")
-    check_json(values, "input")
     if not spec.inputs:
-        return dict(values)
+        return check_json(dict(values), "input")
     for name in values:
         if name not in spec.inputs:
             raise Invalid(_unknown("input", str(name), spec.inputs), field=f"input.{name}")
