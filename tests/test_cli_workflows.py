@@ -7,7 +7,8 @@ import json
 import re
 from pathlib import Path
 
-from tests.test_cli import assert_one_line_error, atom, ok
+from atom_core.interfaces.cli import app
+from tests.test_cli import assert_one_line_error, atom, ok, runner
 
 DEMOS = Path(__file__).parent.parent / "atom_core" / "workflows" / "demos"
 
@@ -90,3 +91,42 @@ def test_run_a_spec_file_then_rerun_and_bad_input(backend: str, tmp_path: Path) 
     assert_one_line_error(atom(f"workflow run --tenant {tenant} sum -i nope"), "key=value")
     assert_one_line_error(atom(f"workflow run --tenant {tenant} no-such-flow"), "no workflow")
     assert_one_line_error(atom(f"run show --tenant {tenant} not-a-uuid"), "not a run id")
+
+
+def test_values_that_cannot_be_stored_exit_2_naming_the_field(backend: str, tmp_path: Path) -> None:
+    """The CLI goes through the same validation layer as the API: NUL, lone
+    surrogates, huge numbers, NaN and deep nesting are refused before anything is stored."""
+    tenant = demo_tenant()
+    spec = tmp_path / "typed.yaml"
+    spec.write_text(
+        "name: typed\ninputs: {n: integer, tags: list}\nsteps:\n"
+        "  - id: only\n    type: tool\n    tool: calculator\n    args: {expression: '1'}\n"
+    )
+    ok(f"workflow create --tenant {tenant} {spec}")
+    for values, field in [
+        (["n=99999999999999999", "tags=[]"], "input.n"),
+        (["n=1", "tags=[NaN]"], "input.tags[0]"),
+        (["n=1", "tags=" + "[" * 5000 + "]" * 5000], "input.tags"),
+        (["n=1", 'tags=["a\\u0000b"]'], "input.tags[0]"),
+        (["n=1", 'tags=["\\ud800"]'], "input.tags[0]"),
+    ]:
+        argv = ["workflow", "run", "--tenant", tenant, "typed"] + [f"-i{pair}" for pair in values]
+        assert_one_line_error(runner.invoke(app, argv), field)
+    assert "typed" not in ok(f"run list --tenant {tenant}")
+
+    for text, field in [
+        ('name: bad\ndescription: "a\\0b"\nsteps: [{id: a, type: approval}]\n', "spec.description"),
+        ("name: bad\nsteps: [{id: a, type: approval}]\nx: " + "[" * 5000 + "]" * 5000, "spec"),
+        ("name: bad\nsteps: [{id: a, type: approval, args: {x: .inf}}]\n", "spec.steps[0].args.x"),
+    ]:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        assert_one_line_error(atom(f"workflow validate {bad}"), field)
+        assert_one_line_error(atom(f"workflow create --tenant {tenant} {bad}"), field)
+
+    for option, field in [("--system-prompt=be\x00nice", "system_prompt"), ("--name=A\ud800", "name")]:
+        result = runner.invoke(app, ["agent", "create", "--tenant", tenant, "fresh", "--name=Fresh", option])
+        assert_one_line_error(result, field)
+    assert "fresh" not in ok(f"agent list --tenant {tenant}")
+    agent = runner.invoke(app, ["agent", "run", "--tenant", tenant, "data-analyst", "what is\x00 1+1"])
+    assert_one_line_error(agent, "input")

@@ -45,6 +45,7 @@ from atom_core.llm import gateway
 from atom_core.memory import recall
 from atom_core.settings import get_settings
 from atom_core.tenancy import permissions
+from atom_core.validation import check_text
 
 logger = logging.getLogger(__name__)
 
@@ -127,9 +128,7 @@ class MaxIterations(Exception):
 def _check_input(text: str) -> str:
     if not isinstance(text, str) or not text.strip():
         raise Invalid("input is required", field="input")
-    if len(text) > INPUT_MAX:
-        raise Invalid(f"input must be at most {INPUT_MAX} characters", field="input")
-    return text
+    return check_text(text, "input", max_length=INPUT_MAX)
 
 
 def _check_session(session_id: str | None) -> str | None:

@@ -22,9 +22,11 @@ from atom_core.governance.maturity import DEFAULT_LEVEL, check_level
 from atom_core.llm import OFFLINE_MODEL
 from atom_core.tenancy import permissions
 from atom_core.tenancy.validation import check_name
+from atom_core.validation import check_text
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
+MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*/[A-Za-z0-9._:/@+-]*$")  # provider/model
+MODEL_MAX = 200
 PROMPT_MAX = 20_000
 DESCRIPTION_MAX = 2000
 MAX_TOKENS_LIMIT = 128_000
@@ -62,8 +64,8 @@ def validate(data: AgentInput) -> AgentInput:
         )
     data.name = check_name(data.name, "name")
     data.category = check_name(data.category, "category", max_length=40).lower()
-    _check_text(data.description, "description", DESCRIPTION_MAX)
-    _check_text(data.system_prompt, "system_prompt", PROMPT_MAX)
+    check_text(data.description, "description", max_length=DESCRIPTION_MAX)
+    check_text(data.system_prompt, "system_prompt", max_length=PROMPT_MAX)
     if not _is_model(data.model):
         raise Invalid(f"model must be {MODEL_HINT}", field="model")
     _check_fallbacks(data.fallbacks, data.model)
@@ -71,7 +73,9 @@ def validate(data: AgentInput) -> AgentInput:
         raise Invalid("temperature must be between 0 and 2", field="temperature")
     if not isinstance(data.max_tokens, int) or not 1 <= data.max_tokens <= MAX_TOKENS_LIMIT:
         raise Invalid(f"max_tokens must be between 1 and {MAX_TOKENS_LIMIT}", field="max_tokens")
-    if not isinstance(data.tools, list) or len(set(data.tools)) != len(data.tools):
+    if not isinstance(data.tools, list) or not all(isinstance(t, str) for t in data.tools):
+        raise Invalid("tools must be a list of tool names", field="tools")
+    if len(set(data.tools)) != len(data.tools):
         raise Invalid("tools must be a list of distinct tool names", field="tools")
     TOOLS.validate_names(data.tools)
     check_level(data.maturity)
@@ -79,7 +83,7 @@ def validate(data: AgentInput) -> AgentInput:
 
 
 def _is_model(value: object) -> bool:
-    return isinstance(value, str) and bool(MODEL_RE.match(value)) and "/" in value
+    return isinstance(value, str) and len(value) <= MODEL_MAX and bool(MODEL_RE.match(value))
 
 
 def _check_fallbacks(fallbacks: list[str], model: str) -> None:
@@ -90,13 +94,6 @@ def _check_fallbacks(fallbacks: list[str], model: str) -> None:
             raise Invalid(f"each fallback must be {MODEL_HINT}", field="fallbacks")
     if len(set(fallbacks)) != len(fallbacks) or model in fallbacks:
         raise Invalid("fallbacks must be distinct models other than the agent's model", field="fallbacks")
-
-
-def _check_text(value: str, field_name: str, max_length: int) -> None:
-    if not isinstance(value, str):
-        raise Invalid(f"{field_name.replace('_', ' ')} must be text", field=field_name)
-    if len(value) > max_length:
-        raise Invalid(f"{field_name.replace('_', ' ')} must be at most {max_length} characters", field=field_name)
 
 
 async def create_agent(ctx: Ctx, data: AgentInput) -> Agent:

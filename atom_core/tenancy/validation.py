@@ -8,6 +8,7 @@ import unicodedata
 from email_validator import EmailNotValidError, validate_email
 
 from atom_core.errors import Invalid
+from atom_core.validation import text_problem
 
 EMAIL_MAX = 254
 PASSWORD_MIN = 10
@@ -77,6 +78,9 @@ def check_name(name: str, field: str = "name", max_length: int = NAME_MAX) -> st
         raise Invalid(f"{label} must be at most {max_length} characters", field=field)
     if any(unicodedata.category(ch) == "Cc" for ch in name):
         raise Invalid(f"{label} must not contain control characters", field=field)
+    problem = text_problem(name)
+    if problem:
+        raise Invalid(f"{label} {problem}", field=field)
     return name
 
 

@@ -27,6 +27,8 @@ from atom_core.infra.ratelimit import get_rate_limiter
 from atom_core.infra.redis import OUTAGE_ERRORS
 from atom_core.settings import get_settings
 from atom_core.tenancy import permissions
+from atom_core.tenancy.validation import check_name
+from atom_core.validation import check_text
 from atom_core.workflows import engine
 from atom_core.workflows import spec as specs
 from atom_core.workflows.engine import Dispatch
@@ -137,10 +139,7 @@ async def find_workflow(ctx: Ctx, name: str) -> Workflow:
 
 
 def _name(name: str | None, spec: specs.WorkflowSpec) -> str:
-    name = (name if name is not None else spec.name).strip()
-    if not 1 <= len(name) <= 100:
-        raise Invalid("name must be 1-100 characters", field="name")
-    return name
+    return check_name(name if name is not None else spec.name, "name", max_length=100)
 
 
 async def _load(session, ctx: Ctx, workflow_id: uuid.UUID, *, lock: bool = False) -> Workflow:
@@ -303,8 +302,8 @@ async def decide(ctx: Ctx, run_id: uuid.UUID, step_id: str, approved: Any, comme
     permissions.require(ctx, "workflows.approve")
     if not isinstance(approved, bool):
         raise Invalid("approved must be true or false", field="approved")
-    if comment is not None and (not isinstance(comment, str) or len(comment) > COMMENT_MAX):
-        raise Invalid(f"comment must be text of at most {COMMENT_MAX} characters", field="comment")
+    if comment is not None:
+        check_text(comment, "comment", max_length=COMMENT_MAX)
     await _visible(ctx, run_id)
 
     def act(state: engine.RunState) -> list[Dispatch]:

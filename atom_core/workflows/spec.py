@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from atom_core.agents.tools.builtins import TOOLS
 from atom_core.errors import Invalid
+from atom_core.validation import check_json, check_text
 from atom_core.workflows import templates
 
 SPEC_MAX_BYTES = 256 * 1024
@@ -93,27 +94,25 @@ class _Loader(yaml.SafeLoader):
 
 def parse(source: str | bytes | dict) -> dict:
     """The spec as a mapping, from JSON or YAML text or an already parsed mapping."""
-    if isinstance(source, dict):
-        size = len(json.dumps(source, default=str, skipkeys=True).encode())
-    elif isinstance(source, str | bytes):
-        size = len(source.encode() if isinstance(source, str) else source)
-    else:
+    if isinstance(source, str | bytes):
+        text = _text(source)
+        if len(text.encode()) > SPEC_MAX_BYTES:
+            raise Invalid(f"the spec is larger than {SPEC_MAX_BYTES // 1024} KB", field="spec")
+        source = _load(text)
+    elif not isinstance(source, dict):
         raise Invalid("the spec must be JSON or YAML text, or an object", field="spec")
-    if size > SPEC_MAX_BYTES:
-        raise Invalid(f"the spec is larger than {SPEC_MAX_BYTES // 1024} KB", field="spec")
-    data = source if isinstance(source, dict) else _load(_text(source))
-    if not isinstance(data, dict):
+    if not isinstance(source, dict):
         raise Invalid("the spec must be a mapping with a name and steps", field="spec")
-    return data
+    # Every spec, whatever its form, is JSON that can be stored and read back.
+    return check_json(source, "spec", max_bytes=SPEC_MAX_BYTES)
 
 
 def _text(source: str | bytes) -> str:
-    if isinstance(source, str):
-        return source
     try:
-        return source.decode("utf-8")
+        text = source.decode("utf-8") if isinstance(source, bytes) else source
     except UnicodeDecodeError:
         raise Invalid("the spec must be UTF-8 text", field="spec") from None
+    return check_text(text, "spec")
 
 
 def _load(text: str) -> Any:
@@ -435,7 +434,7 @@ def check_run_input(spec: WorkflowSpec, values: Any) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise Invalid("the input must be an object of named values", field="input")
     if not spec.inputs:
-        return dict(values)
+        return check_json(dict(values), "input")
     for name in values:
         if name not in spec.inputs:
             raise Invalid(_unknown("input", str(name), spec.inputs), field=f"input.{name}")
@@ -444,7 +443,7 @@ def check_run_input(spec: WorkflowSpec, values: Any) -> dict[str, Any]:
         if name not in values:
             raise Invalid(f"missing input '{name}' ({kind})", field=f"input.{name}")
         checked[name] = _converted(name, kind, values[name])
-    return checked
+    return check_json(checked, "input")  # what text became (a CLI value) is checked too
 
 
 def _converted(name: str, kind: str, value: Any) -> Any:
@@ -489,7 +488,7 @@ def _as_json(wanted: type) -> Any:
         if isinstance(value, str):  # the CLI passes `tags=["a", "b"]` as text
             try:
                 value = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):
                 return _FAILED
         return value if isinstance(value, wanted) else _FAILED
 

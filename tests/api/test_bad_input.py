@@ -263,3 +263,273 @@ async def test_chunked_body_over_one_mebibyte_is_413(client: httpx.AsyncClient) 
     assert "content-length" not in response.request.headers
     assert response.status_code == 413, response.text
     assert response.json()["error"]["code"] == "payload_too_large"
+
+
+# ------------------------------------------- text and JSON values anywhere
+# NUL, lone surrogates, deep nesting, huge values and out-of-range numbers are
+# refused with a 4xx naming the field, and never stored: everything accepted
+# reads back through get and list.
+
+AGENTS = "/api/v1/agents"
+WORKFLOWS = "/api/v1/workflows"
+SPEC = {"name": "calc", "steps": [{"id": "add", "type": "tool", "tool": "calculator", "args": {"expression": "1+1"}}]}
+
+
+def nested(depth: int, leaf: object = 1) -> object:
+    value = leaf
+    for _ in range(depth):
+        value = {"n": value}
+    return value
+
+
+def raw_json(body: dict, **placeholders: str) -> bytes:
+    """JSON text with raw fragments substituted for placeholder strings (`"DEEP"` -> `[[[…]]]`)."""
+    text = json.dumps(body)
+    for name, fragment in placeholders.items():
+        text = text.replace(json.dumps(name), fragment)
+    return text.encode()
+
+
+async def post_raw(
+    client: httpx.AsyncClient, url: str, body: bytes, headers: dict, method: str = "POST"
+) -> httpx.Response:
+    return await client.request(method, url, content=body, headers=headers | {"Content-Type": "application/json"})
+
+
+async def agent_of(client: httpx.AsyncClient, owner) -> str:
+    response = await client.post(AGENTS, json={"slug": "helper", "name": "Helper"}, headers=owner.headers)
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+async def workflow_of(client: httpx.AsyncClient, owner) -> str:
+    response = await client.post(WORKFLOWS, json={"spec": SPEC}, headers=owner.headers)
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+async def assert_tenant_reads_back(client: httpx.AsyncClient, owner) -> None:
+    for url in (AGENTS, WORKFLOWS, "/api/v1/runs"):
+        listed = await client.get(url, headers=owner.headers)
+        assert listed.status_code == 200, listed.text
+        for item in listed.json()["items"]:
+            one = f"/api/v1/runs/{item['run_id']}" if "run_id" in item else f"{url}/{item['id']}"
+            assert (await client.get(one, headers=owner.headers)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"slug": "a", "name": "A", "description": "x\x00y"}, "description"),
+        ({"slug": "a", "name": "A", "system_prompt": "be\x00nice"}, "system_prompt"),
+        ({"slug": "a", "name": "A\x00"}, "name"),
+        ({"slug": "a", "name": "A", "category": "c\x00"}, "category"),
+        ({"slug": "a", "name": "A", "tools": ["calc\x00"]}, "tools.0"),
+        ({"slug": "a", "name": "A", "max_tokens": 1e30}, "max_tokens"),
+        ({"slug": "a", "name": "A", "temperature": 1e30}, "temperature"),
+        ({"slug": "a", "name": "A", "description": "SURROGATE"}, "description"),
+        ({"slug": "a", "name": "A", "system_prompt": "SURROGATE"}, "system_prompt"),
+    ],
+)
+async def test_agent_text_that_cannot_be_stored_is_refused(
+    client: httpx.AsyncClient, make_account, body: dict, field: str
+) -> None:
+    owner = await make_account()
+    assert_error(await post_raw(client, AGENTS, surrogate_json(body), owner.headers), 422, field)
+    agent_id = await agent_of(client, owner)
+    changes = {k: v for k, v in body.items() if k not in ("slug", "name")} or {"name": body["name"]}
+    patched = await post_raw(client, f"{AGENTS}/{agent_id}", surrogate_json(changes), owner.headers, "PATCH")
+    assert_error(patched, 422, field)
+    await assert_tenant_reads_back(client, owner)
+
+
+@pytest.mark.parametrize("text", ["hello\x00", "SURROGATE", "", "   "])
+async def test_agent_run_input_that_cannot_be_stored_is_refused(
+    client: httpx.AsyncClient, make_account, text: str
+) -> None:
+    owner = await make_account()
+    agent_id = await agent_of(client, owner)
+    for stream in (False, True):
+        response = await post_raw(
+            client, f"{AGENTS}/{agent_id}/runs", surrogate_json({"input": text, "stream": stream}), owner.headers
+        )
+        assert_error(response, 422, "input")
+    assert (await client.get("/api/v1/analytics/summary", headers=owner.headers)).json()["totals"]["runs"] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"spec": SPEC, "name": "calc\x00"}, "name"),
+        ({"spec": SPEC | {"name": "ca\x00lc"}}, "spec.name"),
+        ({"spec": SPEC | {"description": "about\x00"}}, "spec.description"),
+        ({"spec": SPEC | {"description": "SURROGATE"}}, "spec.description"),
+        ({"spec": json.dumps(SPEC | {"description": "about\x00"})}, "spec.description"),
+        ({"spec": "name: x\x00\nsteps: []"}, "spec"),
+        ({"spec": "name: x\nsteps:\n- {id: a, type: tool, tool: calculator, args: {expression: .nan}}"}, None),
+        ({"spec": SPEC | {"steps": [{"id": "add", "type": "tool", "tool": "calculator", "args": {"k": 2**70}}]}}, None),
+    ],
+)
+async def test_workflow_text_that_cannot_be_stored_is_refused(
+    client: httpx.AsyncClient, make_account, body: dict, field: str | None
+) -> None:
+    owner = await make_account()
+    for url in (WORKFLOWS, f"{WORKFLOWS}/validate") if field != "name" else (WORKFLOWS,):
+        sent = {k: v for k, v in body.items() if url == WORKFLOWS or k == "spec"}
+        error = assert_error(await post_raw(client, url, surrogate_json(sent), owner.headers), 422, field)
+        assert error["field"].startswith("spec") or error["field"] == "name"
+    if field == "name":
+        return  # the rest sends the spec alone
+    workflow_id = await workflow_of(client, owner)
+    updated = await post_raw(
+        client, f"{WORKFLOWS}/{workflow_id}", surrogate_json({"spec": body["spec"]}), owner.headers, "PUT"
+    )
+    assert_error(updated, 422, None)
+    await assert_tenant_reads_back(client, owner)
+
+
+@pytest.mark.parametrize("depth", [33, 41, 950, 955, 1000, 5000, 100_000])
+@pytest.mark.parametrize("kind", ["object", "list"])
+async def test_deep_nesting_is_refused_on_every_json_body(
+    client: httpx.AsyncClient, make_account, depth: int, kind: str
+) -> None:
+    owner = await make_account()
+    workflow_id = await workflow_of(client, owner)
+    deep = ('{"n":' * depth + "1" + "}" * depth) if kind == "object" else ("[" * depth + "]" * depth)
+    cases = [
+        (WORKFLOWS, {"spec": "DEEP"}),
+        (f"{WORKFLOWS}/validate", {"spec": "DEEP"}),
+        (WORKFLOWS, {"spec": SPEC | {"description": "DEEP"}}),
+        (f"{WORKFLOWS}/{workflow_id}/runs", {"input": {"x": "DEEP"}}),
+        (AGENTS, {"slug": "a", "name": "DEEP"}),
+    ]
+    for url, body in cases:
+        error = assert_error(await post_raw(client, url, raw_json(body, DEEP=deep), owner.headers), 422, None)
+        assert error["field"] in ("body", "name") or error["field"].startswith(("spec", "input")), error
+    await assert_tenant_reads_back(client, owner)
+
+
+async def test_deep_spec_text_is_refused(client: httpx.AsyncClient, make_account) -> None:
+    """Nesting inside YAML or JSON text is decoded by the service, not the request parser."""
+    owner = await make_account()
+    for depth in (40, 950, 5000):
+        for text in ("[" * depth + "]" * depth, "a: " + "[" * depth + "]" * depth, "a:\n" + "- " * depth + "x"):
+            response = await client.post(f"{WORKFLOWS}/validate", json={"spec": text}, headers=owner.headers)
+            assert assert_error(response, 422, None)["field"].startswith("spec")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"version": 1e30}, "version"),
+        ({"version": 2**63}, "version"),
+        ({"version": 2**31}, "version"),
+        ({"input": {"x": "a\x00b"}}, "input.x"),
+        ({"input": {"x": ["ok", {"y": "SURROGATE"}]}}, "input.x[1].y"),
+        ({"input": {"x\x00": 1}}, "input"),
+        ({"input": {"SURROGATE": 1}}, "input"),
+        ({"input": {"n": 2**53}}, "input.n"),
+        ({"input": {"n": -(2**64)}}, "input.n"),
+        ({"input": {"n": 10**400}}, "input.n"),
+        ({"input": {"x": nested(34)}}, "input.x" + ".n" * 31),
+        ({"input": {"x": "y" * 300_000}}, "input"),
+    ],
+)
+async def test_run_input_that_cannot_be_read_back_is_refused(
+    client: httpx.AsyncClient, make_account, body: dict, field: str
+) -> None:
+    owner = await make_account()
+    workflow_id = await workflow_of(client, owner)
+    response = await post_raw(client, f"{WORKFLOWS}/{workflow_id}/runs", surrogate_json(body), owner.headers)
+    assert_error(response, 422, field)
+    assert (await client.get("/api/v1/runs", headers=owner.headers)).json()["items"] == []
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400"])
+async def test_numbers_json_cannot_carry_are_refused(client: httpx.AsyncClient, make_account, literal: str) -> None:
+    owner = await make_account()
+    workflow_id = await workflow_of(client, owner)
+    run = await post_raw(
+        client, f"{WORKFLOWS}/{workflow_id}/runs", raw_json({"input": {"x": "N"}}, N=literal), owner.headers
+    )
+    assert_error(run, 422, "input.x")
+    agent = await post_raw(
+        client, AGENTS, raw_json({"slug": "a", "name": "A", "temperature": "N"}, N=literal), owner.headers
+    )
+    assert_error(agent, 422, "temperature")
+    price = await client.put(
+        "/api/v1/model-prices/openai/gpt-x",
+        headers=owner.headers | {"Content-Type": "application/json"},
+        content=raw_json({"input_usd_per_mtok": "N", "output_usd_per_mtok": 1}, N=literal),
+    )
+    assert_error(price, 422, "input_usd_per_mtok")
+
+
+@pytest.mark.parametrize(
+    ("url", "headers", "field"),
+    [
+        (f"{AGENTS}?q=a%00b", {}, "q"),
+        (f"{AGENTS}?category=a%00b", {}, "category"),
+        (f"{AGENTS}?cursor=%00", {}, "cursor"),
+        (f"{WORKFLOWS}/00000000-0000-0000-0000-000000000000?version=100000000000000000000", {}, "version"),
+        ("/api/v1/runs?status=nope", {}, "status"),
+        ("/api/v1/runs/00000000-0000-0000-0000-000000000000/events?after=100000000000000000000", {}, "after"),
+        ("/api/v1/runs/00000000-0000-0000-0000-000000000000/events", {"Last-Event-ID": "9" * 30}, "Last-Event-ID"),
+        ("/api/v1/me", {"X-Tenant-ID": "not-a-uuid"}, "X-Tenant-ID"),
+    ],
+)
+async def test_bad_query_values_are_refused_before_any_query(
+    client: httpx.AsyncClient, make_account, url: str, headers: dict, field: str
+) -> None:
+    owner = await make_account()
+    assert_error(await client.get(url, headers=owner.headers | headers), 422, field)
+
+
+async def test_a_key_that_is_not_text_is_refused(client: httpx.AsyncClient, make_account) -> None:
+    """The field named in the error is the client's own key: the error must still be sendable."""
+    owner = await make_account()
+    response = await post_raw(client, AGENTS, surrogate_json({"slug": "a", "name": "A", "SURROGATE": 1}), owner.headers)
+    error = assert_error(response, 422, "body")
+    assert "surrogate" in error["message"]
+
+
+async def test_the_hardest_accepted_values_read_back(client: httpx.AsyncClient, make_account) -> None:
+    """Max depth, near max size, astral characters, emoji, extreme numbers: stored and read back as sent."""
+    owner = await make_account()
+    other = await make_account("Other")
+    text = "\U0001d518\U0001d52b astral 👩‍👩‍👧 مرحبا e\u0301 \u2028 \t\n" * 2
+    agent = {
+        "slug": "hard",
+        "name": "Ünïcødé 👩‍👩‍👧",
+        "description": ("🧪" * 2000)[:2000],
+        "system_prompt": (text * 1000)[:20000],
+        "max_tokens": 128_000,
+        "temperature": 2,
+    }
+    created = await client.post(AGENTS, json=agent, headers=owner.headers)
+    assert created.status_code == 201, created.text
+    workflow_id = await workflow_of(client, owner)
+    value = {
+        "deep": nested(31, "bottom 🪨"),
+        "numbers": [2**53 - 1, -(2**53 - 1), 1.7976931348623157e308, 5e-324, -0.0, 0],
+        "text": text,
+        "big": "\U0001d518" * 60_000,
+        "🔑 key": [None, True, False, {}, []],
+    }
+    started = await client.post(f"{WORKFLOWS}/{workflow_id}/runs", json={"input": value}, headers=owner.headers)
+    assert started.status_code == 202, started.text
+    run_id = started.json()["run_id"]
+
+    got = (await client.get(f"/api/v1/runs/{run_id}", headers=owner.headers)).json()
+    assert got["input"] == value
+    listed = (await client.get("/api/v1/runs", headers=owner.headers)).json()["items"]
+    assert [r["input"] for r in listed] == [value]
+    agent_back = (await client.get(f"{AGENTS}/{created.json()['id']}", headers=owner.headers)).json()
+    assert {k: agent_back[k] for k in agent} == agent
+    assert (await client.get(AGENTS, headers=owner.headers)).json()["items"][0]["system_prompt"] == agent[
+        "system_prompt"
+    ]
+    await assert_tenant_reads_back(client, owner)
+    # The other tenant sees none of it.
+    assert (await client.get("/api/v1/runs", headers=other.headers)).json()["items"] == []
+    assert (await client.get(f"/api/v1/runs/{run_id}", headers=other.headers)).status_code == 404

@@ -29,12 +29,30 @@ from atom_core.interfaces.api.routers import (
     tools,
     workflows,
 )
+from atom_core.interfaces.api.schemas import ErrorOut
 from atom_core.llm import engine
 from atom_core.plugins import load_plugins
 from atom_core.settings import get_settings
 from atom_core.workflows import executors
 
 _fallback = APIRouter()
+
+# Every operation answers errors in one envelope; the schema says so, so that
+# generated clients parse them and fuzzers know which statuses are expected.
+ERROR_STATUSES = {
+    400: "The body is not valid JSON",
+    401: "Not signed in, or the token or key is not valid",
+    403: "Signed in, but your role does not allow it",
+    404: "Not found in your tenant",
+    409: "Conflicts with the current state",
+    413: "The body is over 1 MiB",
+    422: "Bad input: `field` names the field, parameter or header",
+    429: "Rate limited or at a concurrency cap: see Retry-After",
+    503: "A service it needs is unavailable: see Retry-After",
+}
+ERROR_RESPONSES: dict[int | str, dict] = {
+    status: {"model": ErrorOut, "description": text} for status, text in ERROR_STATUSES.items()
+}
 
 
 @_fallback.api_route("/api/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
@@ -107,7 +125,7 @@ def create_api() -> FastAPI:
         analytics.router,
         _fallback,  # last: it answers every /api path nothing else claimed
     ):
-        app.include_router(router)
+        app.include_router(router, responses=ERROR_RESPONSES)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

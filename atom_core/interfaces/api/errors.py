@@ -23,15 +23,26 @@ _LOCATIONS = {"body", "query", "path", "header", "cookie"}
 
 
 def error_response(status: int, code: str, message: str, field: str | None = None, **extra: object) -> JSONResponse:
-    body: dict[str, object] = {"code": code, "message": message}
+    body: dict[str, object] = {"code": code, "message": printable(message)}
     if field:
-        body["field"] = field
+        body["field"] = printable(field)
     body.update(extra)
     return JSONResponse({"error": body}, status_code=status)
 
 
+def printable(text: str) -> str:
+    """`text` as UTF-8-encodable text: a field name can be a key the client sent,
+    lone surrogate included, and an error must never fail to be sent."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def field_name(loc: tuple | list) -> str | None:
-    parts = [str(p) for p in loc if not (isinstance(p, str) and p in _LOCATIONS)]
+    parts: list[str] = []
+    for part in loc:
+        if part == "[key]":  # the error is in a mapping's key: name the mapping, the key may be unprintable
+            parts.pop()
+        elif not (isinstance(part, str) and part in _LOCATIONS):
+            parts.append(str(part))
     return ".".join(parts) or None
 
 
@@ -42,6 +53,9 @@ def describe(error: dict) -> tuple[str, str | None, str]:
     kind = error.get("type", "")
     if kind == "json_invalid":
         return "invalid_json", "body", "request body is not valid JSON"
+    if kind == "string_unicode":  # a lone surrogate (\ud800): valid JSON, but not text
+        field = field or "body"
+        return "invalid", field, f"{field}: text must be valid Unicode (no lone surrogates)"
     if field is None and loc[:1] == ("body",):
         if kind == "missing":
             return "missing_body", "body", "request body is required (a JSON object)"
@@ -71,7 +85,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     described = [describe(e) for e in exc.errors()]
     code, field, message = described[0]
     status = 400 if code == "invalid_json" else 422
-    details = [{"code": c, "field": f, "message": m} for c, f, m in described]
+    details = [{"code": c, "field": f and printable(f), "message": printable(m)} for c, f, m in described]
     return error_response(status, code, message, field, details=details)
 
 

@@ -1,4 +1,4 @@
-"""Pure-ASGI middleware: request ids, security headers, body size, metrics.
+"""Pure-ASGI middleware: request ids, security headers, body size and nesting, metrics.
 
 Pure ASGI (not BaseHTTPMiddleware) so streaming responses pass straight
 through. The dashboard is mounted inside this app, so the strict API CSP is
@@ -12,11 +12,11 @@ import time
 
 from prometheus_client import Counter, Histogram
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atom_core.context import new_request_id
+from atom_core.validation import body_depth_problem
 
 API_PREFIXES = ("/api/", "/health", "/metrics")
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
@@ -66,15 +66,20 @@ class RequestContextMiddleware:
                     out["Strict-Transport-Security"] = self.hsts
             await send(message)
 
-        if is_api and _too_large(headers):
-            response = JSONResponse(
-                {"error": {"code": "payload_too_large", "message": f"request body is over {MAX_BODY_BYTES} bytes"}},
-                status_code=413,
-            )
-            await response(scope, receive, send_with_headers)
-            return
+        if is_api and scope["method"] not in _BODILESS:
+            body = None if _too_large(headers) else await _read_body(receive)
+            if body is None:
+                response = _error(413, "payload_too_large", f"request body is over {MAX_BODY_BYTES} bytes")
+            elif problem := body_depth_problem(body):
+                response = _error(422, "too_deep", problem, field="body")
+            else:
+                receive = _replay(body, receive)
+                response = None
+            if response is not None:
+                await response(scope, receive, send_with_headers)
+                return
         try:
-            await self.app(scope, _limited(receive) if is_api else receive, send_with_headers)
+            await self.app(scope, receive, send_with_headers)
         finally:
             if is_api:
                 route = scope.get("route")
@@ -83,22 +88,42 @@ class RequestContextMiddleware:
                 LATENCY.labels(scope["method"], template).observe(time.perf_counter() - started)
 
 
-def _limited(receive: Receive) -> Receive:
-    """Count body bytes as they arrive: a chunked body has no Content-Length."""
+_BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+    body = {"code": code, "message": message} | ({"field": field} if field else {})
+    return JSONResponse({"error": body}, status_code=status)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole body (None if it is over the limit), read before the app decodes
+    it so that its size and nesting are checked first. A chunked body has no
+    Content-Length: the bytes are counted as they arrive."""
+    chunks: list[bytes] = []
     seen = 0
-
-    async def receive_limited() -> Message:
-        nonlocal seen
+    while True:
         message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > MAX_BODY_BYTES:
-                # An HTTPException passes FastAPI's body parsing untouched and
-                # becomes the usual error envelope.
-                raise HTTPException(413, f"request body is over {MAX_BODY_BYTES} bytes")
-        return message
+        if message["type"] != "http.request":
+            break  # the client left; the app will see an empty body and answer no one
+        chunk = message.get("body", b"")
+        seen += len(chunk)
+        if seen > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
 
-    return receive_limited
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body already read, then the client's own messages (a disconnect ends a stream)."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
 
 
 def _too_large(headers: Headers) -> bool:

@@ -8,24 +8,31 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Generic, Literal, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from atom_core.tenancy.validation import EMAIL_MAX, NAME_MAX, PASSWORD_MAX
+from atom_core.validation import Name, Text
 
 T = TypeVar("T")
 Role = Literal["owner", "admin", "member", "viewer"]
 
 
 class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=10_000)
+    # NaN and Infinity are not JSON, though Python's decoder reads them.
+    model_config = ConfigDict(extra="forbid", str_max_length=10_000, allow_inf_nan=False)
+
+
+# The next_cursor of a previous page: URL-safe base64.
+Cursor = Annotated[str, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]*$", description="next_cursor of the last page")]
 
 
 class SignupIn(Request):
     email: EmailStr = Field(max_length=EMAIL_MAX)
-    password: str = Field(max_length=PASSWORD_MAX)
-    tenant_name: str = Field(max_length=NAME_MAX)
+    password: Text(PASSWORD_MAX)
+    tenant_name: Name(NAME_MAX)
 
 
 class SignupOut(BaseModel):
@@ -37,7 +44,7 @@ class SignupOut(BaseModel):
 
 class LoginIn(Request):
     email: EmailStr = Field(max_length=EMAIL_MAX)
-    password: str = Field(max_length=PASSWORD_MAX)
+    password: Text(PASSWORD_MAX)
 
 
 class LoginOut(BaseModel):
@@ -62,7 +69,7 @@ class MeOut(BaseModel):
 
 
 class ApiKeyIn(Request):
-    name: str = Field(max_length=NAME_MAX)
+    name: Name(NAME_MAX)
     role: Role | None = None
 
 
@@ -99,6 +106,17 @@ class MemberOut(BaseModel):
 class ListOut(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = None
+
+
+class ErrorBody(BaseModel):
+    model_config = ConfigDict(extra="allow")  # e.g. `details`: every problem of a rejected body
+    code: str
+    message: str
+    field: str | None = Field(None, description="The field, parameter or header at fault: a path like input.items[3]")
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
 
 
 class HealthOut(BaseModel):

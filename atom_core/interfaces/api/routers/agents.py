@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
@@ -12,42 +13,52 @@ from atom_core.agents import service as agents
 from atom_core.agents.models import Agent
 from atom_core.context import Ctx
 from atom_core.db.pagination import MAX_LIMIT
+from atom_core.governance.maturity import LEVELS
 from atom_core.interfaces.api.deps import current_ctx
-from atom_core.interfaces.api.schemas import ListOut, Request
+from atom_core.interfaces.api.schemas import Cursor, ListOut, Request
+from atom_core.validation import Int, Matching, Name, Text
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 
 
+Slug = Matching(agents.SLUG_RE, 63, description="Lower-case letters, digits and dashes; unique in the tenant")
+Model = Matching(agents.MODEL_RE, agents.MODEL_MAX, description="A LiteLLM model string: provider/model")
+Temperature = Annotated[float, Field(ge=0, le=2)]
+MaxTokens = Int(1, agents.MAX_TOKENS_LIMIT)
+ToolName = Text(64)
+Maturity = Literal[LEVELS]
+
+
 class AgentIn(Request):
-    slug: str = Field(max_length=63)
-    name: str = Field(max_length=100)
-    description: str = Field("", max_length=agents.DESCRIPTION_MAX)
-    category: str = Field("general", max_length=40)
-    model: str = Field(agents.OFFLINE_MODEL, max_length=200)
-    fallbacks: list[str] = Field(
+    slug: Slug
+    name: Name(100)
+    description: Text(agents.DESCRIPTION_MAX) = ""
+    category: Name(40) = "general"
+    model: Model = agents.OFFLINE_MODEL
+    fallbacks: list[Model] = Field(
         default_factory=list, max_length=agents.MAX_FALLBACKS, description="Models tried in order if `model` fails"
     )
-    system_prompt: str = Field("", max_length=agents.PROMPT_MAX)
-    temperature: float = 0.7
-    max_tokens: int = 1024
-    tools: list[str] = Field(default_factory=list, max_length=64)
+    system_prompt: Text(agents.PROMPT_MAX) = ""
+    temperature: Temperature = 0.7
+    max_tokens: MaxTokens = 1024
+    tools: list[ToolName] = Field(default_factory=list, max_length=64)
     memory_enabled: bool = False
-    maturity: str = "student"
+    maturity: Maturity = "student"
 
 
 class AgentPatch(Request):
-    slug: str | None = Field(None, max_length=63)
-    name: str | None = Field(None, max_length=100)
-    description: str | None = Field(None, max_length=agents.DESCRIPTION_MAX)
-    category: str | None = Field(None, max_length=40)
-    model: str | None = Field(None, max_length=200)
-    fallbacks: list[str] | None = Field(None, max_length=agents.MAX_FALLBACKS)
-    system_prompt: str | None = Field(None, max_length=agents.PROMPT_MAX)
-    temperature: float | None = None
-    max_tokens: int | None = None
-    tools: list[str] | None = Field(None, max_length=64)
+    slug: Slug | None = None
+    name: Name(100) | None = None
+    description: Text(agents.DESCRIPTION_MAX) | None = None
+    category: Name(40) | None = None
+    model: Model | None = None
+    fallbacks: list[Model] | None = Field(None, max_length=agents.MAX_FALLBACKS)
+    system_prompt: Text(agents.PROMPT_MAX) | None = None
+    temperature: Temperature | None = None
+    max_tokens: MaxTokens | None = None
+    tools: list[ToolName] | None = Field(None, max_length=64)
     memory_enabled: bool | None = None
-    maturity: str | None = None
+    maturity: Maturity | None = None
 
 
 class AgentOut(BaseModel):
@@ -85,9 +96,9 @@ async def create_agent(body: AgentIn, ctx: Ctx = Depends(current_ctx)) -> AgentO
 async def list_agents(
     ctx: Ctx = Depends(current_ctx),
     limit: int = Query(50, ge=1, le=MAX_LIMIT),
-    cursor: str | None = Query(None, max_length=200),
-    category: str | None = Query(None, max_length=40),
-    q: str | None = Query(None, max_length=100),
+    cursor: Cursor | None = None,
+    category: Text(40) | None = Query(None),
+    q: Text(100) | None = Query(None),
 ) -> ListOut[AgentOut]:
     page = await agents.list_agents(ctx, limit=limit, cursor=cursor, category=category, q=q)
     return ListOut[AgentOut](items=[_out(a) for a in page.items], next_cursor=page.next_cursor)

@@ -14,6 +14,7 @@ from atom_core.interfaces.api.schemas import (
     ApiKeyCreatedOut,
     ApiKeyIn,
     ApiKeyOut,
+    Cursor,
     ListOut,
     MemberIn,
     MemberOut,
@@ -40,7 +41,7 @@ async def create_api_key(body: ApiKeyIn, ctx: Ctx = Depends(current_ctx)) -> Api
 async def list_api_keys(
     ctx: Ctx = Depends(current_ctx),
     limit: int = Query(50, ge=1, le=MAX_LIMIT),
-    cursor: str | None = Query(None, max_length=200),
+    cursor: Cursor | None = None,
 ) -> ListOut[ApiKeyOut]:
     page = await apikeys.list_keys(ctx, limit=limit, cursor=cursor)
     return ListOut[ApiKeyOut](items=[ApiKeyOut(**asdict(k)) for k in page.items], next_cursor=page.next_cursor)

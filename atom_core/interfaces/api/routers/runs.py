@@ -11,7 +11,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
-from pydantic import Field
 
 from atom_core.agents import runtime
 from atom_core.analytics.models import SpanRecord
@@ -21,17 +20,18 @@ from atom_core.infra.redis import get_redis, unavailable_as
 from atom_core.interfaces.api import stream_access
 from atom_core.interfaces.api.deps import credential, current_ctx
 from atom_core.interfaces.api.schemas import Request
+from atom_core.validation import Matching, Text
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
 
 
 class RunIn(Request):
-    input: str = Field(max_length=runtime.INPUT_MAX)
-    session_id: str | None = Field(None, max_length=64)
+    input: Text(runtime.INPUT_MAX, required=True)
+    session_id: Matching(runtime.SESSION_RE, 64, description="Continue this session") | None = None
     stream: bool = False
 
 
-@router.post("/agents/{agent_id}/runs", response_model=None)
+@router.post("/agents/{agent_id}/runs", response_model=None, responses={200: {"content": {"text/event-stream": {}}}})
 async def start_run(
     agent_id: uuid.UUID, body: RunIn, ctx: Ctx = Depends(current_ctx), token: str = Depends(credential)
 ) -> Any:

@@ -6,14 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, StrictBool
+from pydantic import BaseModel, Field, StrictBool, WithJsonSchema
 
 from atom_core.context import Ctx
 from atom_core.db.pagination import MAX_LIMIT
@@ -21,9 +22,11 @@ from atom_core.errors import Invalid
 from atom_core.infra import events
 from atom_core.interfaces.api import stream_access
 from atom_core.interfaces.api.deps import credential, current_ctx
-from atom_core.interfaces.api.schemas import ListOut, Request
+from atom_core.interfaces.api.schemas import Cursor, ListOut, Request
+from atom_core.validation import INT32_MAX, JSON_MAX_BYTES, JSON_MAX_DEPTH, TEXT_PATTERN, Int, Matching, Name, Text
 from atom_core.workflows import engine
 from atom_core.workflows import service as workflows
+from atom_core.workflows import spec as specs
 from atom_core.workflows.models import StepRun, Workflow, WorkflowRun
 
 router = APIRouter(prefix="/api/v1", tags=["workflows"])
@@ -32,27 +35,49 @@ POLL_S = 1.0
 KEEPALIVE_S = 15.0
 
 
+# Checked whole by the service (its errors name the path in the spec); the schema states the limits.
+SpecSource = Annotated[
+    Any,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "object"},
+                {"type": "string", "minLength": 1, "maxLength": specs.SPEC_MAX_BYTES, "pattern": TEXT_PATTERN},
+            ],
+            "description": f"The spec as a JSON object, or YAML/JSON text: at most {specs.SPEC_MAX_BYTES // 1024}"
+            f" KB as JSON, nested at most {JSON_MAX_DEPTH} levels",
+        }
+    ),
+]
+Version = Int(1, INT32_MAX)
+StepId = Matching(re.compile(specs.STEP_ID_PATTERN), 63)
+
+
 class WorkflowIn(Request):
-    name: str | None = Field(None, max_length=100, description="Defaults to the spec's name")
-    spec: dict[str, Any] | str = Field(description="The spec as a JSON object, or YAML/JSON text")
+    name: Name(100, description="Defaults to the spec's name") | None = None
+    spec: SpecSource
 
 
 class SpecIn(Request):
-    spec: dict[str, Any] | str
+    spec: SpecSource
 
 
 class RunStartIn(Request):
-    input: dict[str, Any] = Field(default_factory=dict)
-    version: int | None = Field(None, ge=1)
+    input: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"At most {JSON_MAX_BYTES // 1024} KB as JSON, nested at most {JSON_MAX_DEPTH} levels; "
+        f"integers within ±(2^53-1); text without NUL",
+    )
+    version: Version | None = None
 
 
 class DecisionIn(Request):
     approved: StrictBool
-    comment: str | None = Field(None, max_length=workflows.COMMENT_MAX)
+    comment: Text(workflows.COMMENT_MAX) | None = None
 
 
 class RerunIn(Request):
-    from_step: str = Field(max_length=63)
+    from_step: StepId
 
 
 class WorkflowOut(BaseModel):
@@ -172,7 +197,7 @@ async def validate_workflow(body: SpecIn, ctx: Ctx = Depends(current_ctx)) -> di
 async def list_workflows(
     ctx: Ctx = Depends(current_ctx),
     limit: int = Query(50, ge=1, le=MAX_LIMIT),
-    cursor: str | None = Query(None, max_length=200),
+    cursor: Cursor | None = None,
 ) -> ListOut[WorkflowOut]:
     page = await workflows.list_workflows(ctx, limit=limit, cursor=cursor)
     return ListOut(items=[_workflow_out(w) for w in page.items], next_cursor=page.next_cursor)
@@ -180,7 +205,7 @@ async def list_workflows(
 
 @router.get("/workflows/{workflow_id}")
 async def get_workflow(
-    workflow_id: uuid.UUID, ctx: Ctx = Depends(current_ctx), version: int | None = Query(None, ge=1)
+    workflow_id: uuid.UUID, ctx: Ctx = Depends(current_ctx), version: Version | None = Query(None)
 ) -> WorkflowDetailOut:
     return _detail(await workflows.get_workflow(ctx, workflow_id, version))
 
@@ -203,9 +228,9 @@ async def start_run(workflow_id: uuid.UUID, body: RunStartIn, ctx: Ctx = Depends
 async def list_runs(
     ctx: Ctx = Depends(current_ctx),
     workflow_id: uuid.UUID | None = None,
-    status: str | None = Query(None, max_length=16),
+    status: Literal[workflows.RUN_STATUSES] | None = None,
     limit: int = Query(50, ge=1, le=MAX_LIMIT),
-    cursor: str | None = Query(None, max_length=200),
+    cursor: Cursor | None = None,
 ) -> ListOut[RunOut]:
     page = await workflows.list_runs(ctx, workflow_id=workflow_id, status=status, limit=limit, cursor=cursor)
     return ListOut(items=[run_out(r) for r in page.items], next_cursor=page.next_cursor)
@@ -227,7 +252,7 @@ async def resume_run(run_id: uuid.UUID, ctx: Ctx = Depends(current_ctx)) -> RunD
 
 
 @router.post("/runs/{run_id}/steps/{step_id}/decision")
-async def decide(run_id: uuid.UUID, step_id: str, body: DecisionIn, ctx: Ctx = Depends(current_ctx)) -> RunDetailOut:
+async def decide(run_id: uuid.UUID, step_id: StepId, body: DecisionIn, ctx: Ctx = Depends(current_ctx)) -> RunDetailOut:
     return run_detail(await workflows.decide(ctx, run_id, step_id, body.approved, body.comment))
 
 
@@ -237,12 +262,14 @@ async def rerun(run_id: uuid.UUID, body: RerunIn, ctx: Ctx = Depends(current_ctx
     return {"run_id": run.id, "status": run.status, "saved_usd": run.saved_micros / 1_000_000}
 
 
-@router.get("/runs/{run_id}/events", response_model=None)
+@router.get("/runs/{run_id}/events", response_model=None, responses={200: {"content": {"text/event-stream": {}}}})
 async def run_events(
     run_id: uuid.UUID,
     ctx: Ctx = Depends(current_ctx),
     last_event_id: str | None = Header(None, description="Resume after this event"),
-    after: int | None = Query(None, ge=0, description="Same as Last-Event-ID, for clients that cannot set headers"),
+    after: int | None = Query(
+        None, ge=0, le=INT32_MAX, description="Same as Last-Event-ID, for clients that cannot set headers"
+    ),
     token: str = Depends(credential),
 ) -> StreamingResponse:
     """The run's events as server-sent events. The stream ends with the run, or with an
@@ -263,8 +290,8 @@ def _start_after(header: str | None, query: int | None) -> int:
         value = int(header)
     except ValueError:
         raise Invalid("Last-Event-ID must be the id of an event of this run", field="Last-Event-ID") from None
-    if value < 0:
-        raise Invalid("Last-Event-ID must not be negative", field="Last-Event-ID")
+    if not 0 <= value <= INT32_MAX:
+        raise Invalid(f"Last-Event-ID must be between 0 and {INT32_MAX}", field="Last-Event-ID")
     return value
 
 
