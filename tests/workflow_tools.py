@@ -42,13 +42,20 @@ async def flaky(key: str, failures: int) -> dict:
     return {"key": key, "calls": calls}
 
 
+async def broken(message: str) -> dict:
+    """Test tool: fail as a bug would (not an AtomError), with `message` as the exception's text."""
+    await asyncio.to_thread(_append, f"call broken {os.getpid()} {time.time():.6f}")
+    raise RuntimeError(message)
+
+
 def register() -> None:
     TOOLS.register(effect, tags={"write"})
     TOOLS.register(flaky, tags={"write"})
+    TOOLS.register(broken, tags={"write"})
 
 
 def unregister() -> None:
-    for name in ("effect", "flaky"):
+    for name in ("effect", "flaky", "broken"):
         TOOLS.unregister(name)
 
 

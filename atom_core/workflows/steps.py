@@ -100,9 +100,17 @@ async def run_claimed(claim: Claim, room: Room | None = None) -> Following:
     except Exception as exc:  # a bug or an outage: logged in full here, shown to users in one line
         logger.exception("workflow step %s of run %s failed", step_id, run_id)
         return await engine.fail(tenant_id, run_id, step_id, attempt, f"internal error ({type(exc).__name__})")
-    return await engine.finish(
-        tenant_id, run_id, step_id, attempt, outcome.output, outcome.cost_micros, room=room() if room else 0
-    )
+    try:
+        return await engine.finish(
+            tenant_id, run_id, step_id, attempt, outcome.output, outcome.cost_micros, room=room() if room else 0
+        )
+    except Exception as exc:
+        # The result could not be recorded (e.g. the database refused it). Left claimed, the step would
+        # run again whenever its lease ran out, and fail the same way, for ever: this attempt fails
+        # instead, retried as the step's policy says, its cost counted.
+        logger.exception("recording workflow step %s of run %s failed", step_id, run_id)
+        error = f"internal error: its result could not be recorded ({type(exc).__name__})"
+        return await engine.fail(tenant_id, run_id, step_id, attempt, error, outcome.cost_micros)
 
 
 async def _leased(claim: Claim, work: Any) -> Outcome:
