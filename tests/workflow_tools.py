@@ -42,10 +42,11 @@ async def flaky(key: str, failures: int) -> dict:
     return {"key": key, "calls": calls}
 
 
-async def broken(message: str) -> dict:
-    """Test tool: fail as a bug would (not an AtomError), with `message` as the exception's text."""
+async def broken(message: str, domain: bool = False) -> dict:
+    """Test tool: fail with `message`, as a bug would (RuntimeError) or, with `domain`,
+    as an AtomError (whose message is shown to users)."""
     await asyncio.to_thread(_append, f"call broken {os.getpid()} {time.time():.6f}")
-    raise RuntimeError(message)
+    raise AtomError(message) if domain else RuntimeError(message)
 
 
 def register() -> None:
