@@ -42,13 +42,21 @@ async def flaky(key: str, failures: int) -> dict:
     return {"key": key, "calls": calls}
 
 
+async def broken(message: str, domain: bool = False) -> dict:
+    """Test tool: fail with `message`, as a bug would (RuntimeError) or, with `domain`,
+    as an AtomError (whose message is shown to users)."""
+    await asyncio.to_thread(_append, f"call broken {os.getpid()} {time.time():.6f}")
+    raise AtomError(message) if domain else RuntimeError(message)
+
+
 def register() -> None:
     TOOLS.register(effect, tags={"write"})
     TOOLS.register(flaky, tags={"write"})
+    TOOLS.register(broken, tags={"write"})
 
 
 def unregister() -> None:
-    for name in ("effect", "flaky"):
+    for name in ("effect", "flaky", "broken"):
         TOOLS.unregister(name)
 
 

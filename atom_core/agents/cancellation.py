@@ -14,6 +14,11 @@ The process that cancels the run answers on `agent-runs:cancel-ack`. No
 answer within `ACK_WAIT_S` means no live process runs it (the one that did
 died): the requester then records the run as cancelled itself (`request`
 returns False).
+
+A cancel request ends the run's block with `RunCancelled`, so the run records
+itself and its requester still gets an answer; any other cancellation of the
+task (its caller went away, the process stops) stays a `CancelledError`, which
+the run re-raises once it has recorded itself.
 """
 
 from __future__ import annotations
@@ -35,17 +40,40 @@ TOPIC = "agent-runs:cancel"
 ACK_TOPIC = "agent-runs:cancel-ack"
 ACK_WAIT_S = 2.0
 _acks: set[asyncio.Task] = set()  # strong references until they are sent
-_running: dict[uuid.UUID, tuple[str, asyncio.Task]] = {}  # run id -> (tenant id, the task running it here)
+
+
+class RunCancelled(Exception):
+    """A cancel request for the run ended its `running` block."""
+
+
+@dataclass
+class _Running:
+    tenant_id: str
+    task: asyncio.Task
+    requested: bool = False  # a cancel request cancelled the task
+
+
+_running: dict[uuid.UUID, _Running] = {}  # run id -> the task running it here
 
 
 @contextmanager
 def running(ctx: Ctx, run_id: uuid.UUID) -> Iterator[None]:
-    """Mark the current task as the one executing `run_id` in this process."""
+    """Mark the current task as the one executing `run_id` in this process.
+
+    The cancellation a cancel request causes leaves the block as `RunCancelled`
+    (as `asyncio.timeout` turns its own into TimeoutError); any other stays a
+    CancelledError."""
     task = asyncio.current_task()
     assert task is not None
-    _running[run_id] = (str(ctx.tenant_id), task)
+    entry = _Running(str(ctx.tenant_id), task)
+    _running[run_id] = entry
+    before = task.cancelling()
     try:
         yield
+    except asyncio.CancelledError:
+        if entry.requested and task.uncancel() <= before:
+            raise RunCancelled() from None
+        raise
     finally:
         _running.pop(run_id, None)
 
@@ -53,11 +81,11 @@ def running(ctx: Ctx, run_id: uuid.UUID) -> Iterator[None]:
 def cancel_here(tenant_id: object, run_id: uuid.UUID) -> bool:
     """Cancel the run if this process executes it for that tenant."""
     entry = _running.get(run_id)
-    if entry is None or entry[0] != str(tenant_id):
+    if entry is None or entry.tenant_id != str(tenant_id):
         return False
-    task = entry[1]
-    if not task.cancelling():  # a second cancel would also interrupt the recording of the first
-        task.cancel()
+    if not entry.requested and not entry.task.cancelling():  # a second cancel would interrupt the recording
+        entry.requested = True
+        entry.task.cancel()
     return True
 
 

@@ -10,11 +10,15 @@ any other event, so a bus subscriber reads the run in order: `run.started`,
 the texts of the `token` events add up to the answer. A run whose requester
 does not read tokens is not streamed from the model: its answer comes in one
 `token` event.
+
+The bus is best effort, as for workflow events: a lost publish is logged and
+never fails the run (the requester and the run's record still get everything).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,6 +26,7 @@ from typing import Any
 from atom_core.context import Ctx
 from atom_core.infra import events
 
+logger = logging.getLogger(__name__)
 EventSink = Callable[[dict[str, Any]], Awaitable[None]]
 TOKEN_BATCH_S = 0.05
 TOKEN_BATCH_MAX = 64
@@ -52,7 +57,7 @@ class RunEvents:
             return
         async with self._order:
             await self._publish_tokens()
-            await self._bus.publish(self._channel, event)
+            await self._publish(event)
 
     @property
     def wants_tokens(self) -> bool:
@@ -88,4 +93,10 @@ class RunEvents:
             return
         text, count = "".join(self._tokens), len(self._tokens)
         self._tokens = []
-        await self._bus.publish(self._channel, {"type": "token", "run_id": self._run_id, "text": text, "chunks": count})
+        await self._publish({"type": "token", "run_id": self._run_id, "text": text, "chunks": count})
+
+    async def _publish(self, event: dict[str, Any]) -> None:
+        try:
+            await self._bus.publish(self._channel, event)
+        except Exception as exc:  # the type only: a connection error's text may name the server
+            logger.warning("could not publish agent run event %s (%s)", event["type"], type(exc).__name__)

@@ -76,6 +76,10 @@ class _Loop:
 async def run_agent(
     ctx: Ctx, agent_id: uuid.UUID, text: str, *, session_id: str | None = None, on_event: EventSink | None = None
 ) -> RunOutcome:
+    """Run the agent once. Once the run exists, whatever happens it ends in a
+    final state: recorded, its spans closed, its slot given back and its final
+    event sent. A cancel request ends it as `cancelled` and it returns; any
+    other cancellation of the calling task is re-raised after the recording."""
     # 1. validate
     text = _check_input(text)
     continued = _check_session(session_id)  # None: a new session, with no history to read
@@ -89,40 +93,131 @@ async def run_agent(
         run = await _start(ctx, agent, session_id, text)
         emit = RunEvents(ctx, run.id, on_event)
         trace = TraceRecorder(run.trace_id)
-        root = trace.start("run", agent.slug, agent_id=str(agent.id), session_id=session_id)
+        trace.start("run", agent.slug, agent_id=str(agent.id), session_id=session_id)  # the root span
+        loop = _Loop(messages=[])
         started = time.perf_counter()
-        try:
-            with cancellation.running(ctx, run.id):
-                await emit("run.started", agent=agent.slug, session_id=session_id, model=agent.model)
-                async with asyncio.timeout(settings.run_timeout_s):
-                    loop = await _reason(ctx, agent, continued, text, trace, root, emit)
-            status, error = "succeeded", None
-        except asyncio.CancelledError:
-            loop, status, error = _Loop(messages=[]), "cancelled", "the run was cancelled"
-        except TimeoutError:
-            loop, status, error = _Loop(messages=[]), "failed", f"the run took longer than {settings.run_timeout_s:g} s"
-        except (AtomError, MaxIterations) as exc:
-            loop = getattr(exc, "loop", None) or _Loop(messages=[])
-            status, error = "failed", getattr(exc, "message", str(exc))
-        # 6. record
-        finished = _finish(run, loop, status, error, int((time.perf_counter() - started) * 1000))
-        trace.end(
-            root,
-            error=error,
-            prompt_tokens=run.prompt_tokens,
-            completion_tokens=run.completion_tokens,
-            cost_micros=run.cost_micros,
-        )
-        await _record(ctx, run, finished, agent, loop, trace)
-        # 7. respond
-        await emit("run.finished" if status == "succeeded" else "run.failed", **run_summary(run))
+        status, error, interrupted = await _reason_to_the_end(ctx, run, agent, continued, text, trace, emit, loop)
+        latency_ms = int((time.perf_counter() - started) * 1000)
+        finished = _finish(run, loop, status, error, latency_ms)
+        # 6. record and 7. respond, in a task of its own: a second cancellation of the caller
+        # must not stop the run from ending (the task then finishes in the background).
+        conclusion = asyncio.create_task(_conclude(ctx, run, finished, agent, loop, trace, emit))
+        _concluding.add(conclusion)
+        conclusion.add_done_callback(_concluding.discard)
+        await asyncio.shield(conclusion)
+        if interrupted is not None:
+            raise interrupted
         return RunOutcome(run=run)
 
 
+_concluding: set[asyncio.Task] = set()  # strong references until they finish
+CANCELLED = "the run was cancelled"
+
+
+def internal_error(ctx: Ctx) -> str:
+    """What a user reads about a failure inside ATOM: its details are in the server log only."""
+    return f"internal error: the run failed (details are in the server log, request {ctx.request_id})"
+
+
+async def _reason_to_the_end(
+    ctx: Ctx,
+    run: AgentRun,
+    agent: Agent,
+    continued: str | None,
+    text: str,
+    trace: TraceRecorder,
+    emit: RunEvents,
+    loop: _Loop,
+) -> tuple[str, str | None, asyncio.CancelledError | None]:
+    """Stages 3-5 under the run's timeout and cancellation. Every way they can
+    end, as (status, error, the caller's cancellation to re-raise after recording)."""
+    timeout_s = get_settings().run_timeout_s
+    deadline = asyncio.timeout(timeout_s)
+    try:
+        with cancellation.running(ctx, run.id):
+            await emit("run.started", agent=agent.slug, session_id=run.session_id, model=agent.model)
+            async with deadline:
+                await _reason(ctx, agent, continued, text, trace, trace.spans[0], emit, loop)
+        return "succeeded", None, None
+    except cancellation.RunCancelled:
+        return "cancelled", CANCELLED, None
+    except asyncio.CancelledError as exc:  # the caller went away or the process stops
+        return "cancelled", CANCELLED, exc
+    except (AtomError, MaxIterations) as exc:
+        return "failed", exc.message, None
+    except Exception as exc:
+        if isinstance(exc, TimeoutError) and deadline.expired():
+            return "failed", f"the run took longer than {timeout_s:g} s", None
+        # Its text may hold secrets or tenant content: the log gets it, the run a generic line.
+        logger.exception("agent run %s failed (request %s)", run.id, ctx.request_id)
+        return "failed", internal_error(ctx), None
+
+
+async def _conclude(
+    ctx: Ctx, run: AgentRun, finished: dict[str, Any], agent: Agent, loop: _Loop, trace: TraceRecorder, emit: RunEvents
+) -> None:
+    _close_spans(trace, run)
+    try:
+        await _record(ctx, run, finished, agent, loop, trace)
+    except Exception:
+        logger.exception("recording agent run %s failed; recording its final status alone", run.id)
+        await _record_status_only(ctx, run)
+    try:
+        await emit("run.finished" if run.status == "succeeded" else "run.failed", **run_summary(run))
+    except Exception:  # the requester's sink failed (the bus never raises): nothing is left to tell
+        logger.exception("could not send the final event of agent run %s", run.id)
+
+
+def _close_spans(trace: TraceRecorder, run: AgentRun) -> None:
+    """End the root span with the run's totals, and any span a failure left open."""
+    root, *inner = trace.spans
+    for span in inner:
+        if span.ended_at is None:
+            trace.end(span, error=run.error or "interrupted")
+    trace.end(
+        root,
+        error=run.error,
+        prompt_tokens=run.prompt_tokens,
+        completion_tokens=run.completion_tokens,
+        cost_micros=run.cost_micros,
+    )
+
+
+async def _record_status_only(ctx: Ctx, run: AgentRun) -> None:
+    """The run's final status without its messages, spans or output (whatever
+    broke the full record may be among them); a lost output makes it `failed`."""
+    if run.status != "cancelled":
+        run.status, run.error, run.output = "failed", internal_error(ctx), ""
+    values = {
+        "status": run.status,
+        "error": run.error,
+        "finished_at": run.finished_at,
+        "latency_ms": run.latency_ms,
+        "prompt_tokens": run.prompt_tokens,
+        "completion_tokens": run.completion_tokens,
+        "cost_micros": run.cost_micros,
+    }
+    try:
+        await _end_if_running(ctx, run.id, values)
+    except Exception:
+        logger.exception("recording the final status of agent run %s failed", run.id)
+
+
+async def _end_if_running(ctx: Ctx, run_id: uuid.UUID, values: dict[str, Any]) -> bool:
+    """Write a run's final columns alone, if it is still `running`; False if it was not."""
+    async with session_scope(ctx) as session:
+        result = await session.exec(
+            update(AgentRun)
+            .where(AgentRun.tenant_id == ctx.tenant_id, AgentRun.id == run_id, AgentRun.status == "running")
+            .values(**values)
+        )
+    return bool(result.rowcount)
+
+
 class MaxIterations(Exception):
-    def __init__(self, limit: int, loop: _Loop):
+    def __init__(self, limit: int):
         super().__init__(f"stopped after {limit} model calls without a final answer")
-        self.message, self.loop = str(self), loop
+        self.message = str(self)
 
 
 def _check_input(text: str) -> str:
@@ -154,8 +249,16 @@ async def _start(ctx: Ctx, agent: Agent, session_id: str, text: str) -> AgentRun
 
 
 async def _reason(
-    ctx: Ctx, agent: Agent, continued: str | None, text: str, trace: TraceRecorder, root: Span, emit: RunEvents
-) -> _Loop:
+    ctx: Ctx,
+    agent: Agent,
+    continued: str | None,
+    text: str,
+    trace: TraceRecorder,
+    root: Span,
+    emit: RunEvents,
+    loop: _Loop,
+) -> None:
+    """Fills `loop` as it goes: a failure keeps the usage and tool calls so far."""
     # 3. resolve context
     history = await _history(ctx, agent.id, continued) if continued else []
     # 4. recall
@@ -166,7 +269,7 @@ async def _reason(
         trace.end(span, results=len(memories))
     system = agent.system_prompt + ("\n\nRelevant memories:\n- " + "\n- ".join(memories) if memories else "")
     user = {"role": "user", "content": text}
-    loop = _Loop(messages=[*([{"role": "system", "content": system}] if system else []), *history, user])
+    loop.messages = [*([{"role": "system", "content": system}] if system else []), *history, user]
     loop.new_messages.append(user)
     # 5. reason
     tools = TOOLS.schemas(agent.tools) or None
@@ -192,10 +295,10 @@ async def _reason(
         loop.new_messages.append(assistant)
         if not result.tool_calls:
             loop.output = result.content
-            return loop
+            return
         for call in result.tool_calls:
             await _run_tool(ctx, agent, call, env, loop, trace, root, emit)
-    raise MaxIterations(settings.agent_max_iterations, loop)
+    raise MaxIterations(settings.agent_max_iterations)
 
 
 def _add_usage(loop: _Loop, result: gateway.ChatResult) -> None:
@@ -407,13 +510,7 @@ async def _cancel_elsewhere(ctx: Ctx, run: AgentRun) -> None:
         if await cancellation.request(ctx, run.id):
             return
         abandoned = {"status": "cancelled", "error": ABANDONED, "finished_at": datetime.now(UTC)}
-        async with session_scope(ctx) as session:
-            result = await session.exec(
-                update(AgentRun)
-                .where(AgentRun.tenant_id == ctx.tenant_id, AgentRun.id == run.id, AgentRun.status == "running")
-                .values(**abandoned)
-            )
-        if result.rowcount:
+        if await _end_if_running(ctx, run.id, abandoned):
             for name, value in abandoned.items():
                 setattr(run, name, value)
             await RunEvents(ctx, run.id, None)("run.failed", **run_summary(run))

@@ -92,17 +92,41 @@ async def run_claimed(claim: Claim, room: Room | None = None) -> Following:
     except StepStopped:
         return []
     except TimeoutError:
-        return await engine.fail(tenant_id, run_id, step_id, attempt, f"timed out after {timeout_s:g} s")
+        return await _fail(claim, f"timed out after {timeout_s:g} s")
     except StepFailed as exc:
-        return await engine.fail(tenant_id, run_id, step_id, attempt, exc.message, exc.cost_micros)
+        return await _fail(claim, exc.message, exc.cost_micros)
     except AtomError as exc:
-        return await engine.fail(tenant_id, run_id, step_id, attempt, exc.message)
+        return await _fail(claim, exc.message)
     except Exception as exc:  # a bug or an outage: logged in full here, shown to users in one line
         logger.exception("workflow step %s of run %s failed", step_id, run_id)
-        return await engine.fail(tenant_id, run_id, step_id, attempt, f"internal error ({type(exc).__name__})")
-    return await engine.finish(
-        tenant_id, run_id, step_id, attempt, outcome.output, outcome.cost_micros, room=room() if room else 0
-    )
+        return await _fail(claim, f"internal error ({type(exc).__name__})")
+    try:
+        return await engine.finish(
+            tenant_id, run_id, step_id, attempt, outcome.output, outcome.cost_micros, room=room() if room else 0
+        )
+    except Exception as exc:
+        # The result could not be recorded (e.g. the database refused it). Left claimed, the step would
+        # run again whenever its lease ran out, and fail the same way, for ever: this attempt fails
+        # instead, retried as the step's policy says, its cost counted.
+        logger.exception("recording workflow step %s of run %s failed", step_id, run_id)
+        return await _fail(
+            claim, f"internal error: its result could not be recorded ({type(exc).__name__})", outcome.cost_micros
+        )
+
+
+async def _fail(claim: Claim, error: str, cost_micros: int = 0) -> Following:
+    """Record a failed attempt (retried as the step's policy says). If the database refuses
+    even that, the message may be why (it can hold a tool's or a provider's text): record it
+    with ATOM's own. Only if that fails too (the database is down) is the step left to its lease."""
+    tenant_id, run_id, step_id, attempt = claim.run.tenant_id, claim.run.id, claim.step.id, claim.attempt
+    try:
+        return await engine.fail(tenant_id, run_id, step_id, attempt, error, cost_micros)
+    except Exception:
+        logger.exception("recording the failure of workflow step %s of run %s failed", step_id, run_id)
+        return await engine.fail(tenant_id, run_id, step_id, attempt, UNRECORDABLE, cost_micros)
+
+
+UNRECORDABLE = "internal error: the step failed and its error could not be recorded"
 
 
 async def _leased(claim: Claim, work: Any) -> Outcome:

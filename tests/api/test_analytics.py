@@ -134,10 +134,10 @@ async def test_failed_calls_count_and_success_rate_and_latency(client, make_acco
     ok = await run(client, owner, helper)
     failed = await run(client, owner, helper)
     assert (ok["status"], failed["status"]) == ("succeeded", "failed")
-    assert failed["cost_usd"] == 0  # the run's own figure counts a finished loop only
+    first_call = micros(2000, 50, "0.15", "0.60")
+    assert failed["cost_usd"] == usd(first_call)  # a failed run's own figure counts the calls it paid for
 
     body = await summary(client, owner)
-    first_call = micros(2000, 50, "0.15", "0.60")
     assert body["totals"]["spend_usd"] == usd(micros(100, 10, "0.15", "0.60") + first_call)
     (agent,) = body["agents"]
     assert (agent["runs"], agent["succeeded"], agent["failed"], agent["success_rate"]) == (2, 1, 1, 0.5)

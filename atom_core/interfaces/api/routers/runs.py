@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +23,7 @@ from atom_core.interfaces.api.deps import credential, current_ctx
 from atom_core.interfaces.api.schemas import Request
 from atom_core.validation import Matching, Text
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["runs"])
 
 
@@ -65,6 +67,9 @@ async def _event_stream(access: stream_access.Access, agent_id: uuid.UUID, body:
             await runtime.run_agent(ctx, agent_id, body.input, session_id=body.session_id, on_event=queue.put)
         except AtomError as exc:  # refused before the run started: still a well-formed stream
             await queue.put({"type": "run.failed", "error": exc.message, "code": exc.code, "field": exc.field})
+        except Exception:  # failed before the run existed (a started run ends itself with `run.failed`)
+            log.exception("agent run of %s could not start (request %s)", agent_id, ctx.request_id)
+            await queue.put({"type": "run.failed", "error": runtime.internal_error(ctx), "code": "internal_error"})
         finally:
             await queue.put(None)
 
