@@ -100,19 +100,19 @@ class RedisSlots(Slots):
         self._hold = client.register_script(HOLD_SCRIPT)
 
     async def hold(self, key: str, holder: str, limit: int, lease_s: float) -> bool:
-        with unavailable_as(SERVICE):
+        async with unavailable_as(SERVICE):
             return bool(await self._hold(keys=[key], args=[limit, holder, _ms(lease_s)]))
 
     async def release(self, key: str, holder: str) -> None:
-        with unavailable_as(SERVICE):
+        async with unavailable_as(SERVICE):
             await self._client.zrem(key, holder)
 
     async def renew(self, held: list[tuple[str, str, int, float]]) -> int:
-        with unavailable_as(SERVICE):
-            async with self._client.pipeline(transaction=False) as pipe:  # one round trip for all
-                for key, holder, limit, lease_s in held:
-                    await self._hold(keys=[key], args=[limit, holder, _ms(lease_s)], client=pipe)
-                return sum(1 for kept in await pipe.execute() if not kept)
+        # One round trip for all.
+        async with unavailable_as(SERVICE), self._client.pipeline(transaction=False) as pipe:
+            for key, holder, limit, lease_s in held:
+                await self._hold(keys=[key], args=[limit, holder, _ms(lease_s)], client=pipe)
+            return sum(1 for kept in await pipe.execute() if not kept)
 
 
 class LocalSlots(Slots):

@@ -74,7 +74,7 @@ class RedisBus:
     async def publish(self, channel: str, event: Event) -> None:
         client = get_redis()
         assert client is not None
-        with unavailable_as(SERVICE):
+        async with unavailable_as(SERVICE):
             await client.publish(channel, json.dumps(event, default=str))
 
     def listen(self, channel: str) -> AbstractAsyncContextManager[AsyncIterator[Event]]:
@@ -94,7 +94,7 @@ class RedisBus:
         assert client is not None
         pubsub = client.pubsub()  # its own connection: a subscribed connection can do nothing else
         try:
-            with unavailable_as(SERVICE):
+            async with unavailable_as(SERVICE):
                 await (pubsub.psubscribe if pattern else pubsub.subscribe)(name)
                 await _confirmed(pubsub)
             yield _redis_messages(pubsub)

@@ -6,6 +6,7 @@ tenant never count another's traffic.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from dataclasses import dataclass
@@ -36,9 +37,10 @@ class RateLimiter:
         """Count one request against `rule` (e.g. "10/minute") for `identifier`."""
         item = _item(rule, namespace=f"{tenant_id or 'global'}:ratelimit:{name}")
         try:
-            allowed = await self._strategy.hit(item, identifier)
-            stats = await self._strategy.get_window_stats(item, identifier)
-        except StorageError as exc:  # Redis is down: refuse (503) rather than let requests through unlimited
+            async with asyncio.timeout(COMMAND_TIMEOUT_S):  # not redis-py's socket_timeout: see infra/redis.py
+                allowed = await self._strategy.hit(item, identifier)
+                stats = await self._strategy.get_window_stats(item, identifier)
+        except (StorageError, TimeoutError) as exc:  # Redis is down: refuse (503), never let requests through
             raise outage("rate-limit") from exc
         retry_after = 0 if allowed else max(1, math.ceil(stats.reset_time - time.time()))
         return Verdict(allowed=allowed, remaining=stats.remaining, retry_after_s=retry_after)
@@ -84,7 +86,6 @@ def _redis_storage(url: str) -> RedisStorage:
         key_prefix="atom",
         wrap_exceptions=True,  # storage failures arrive as one StorageError
         socket_connect_timeout=CONNECT_TIMEOUT_S,
-        socket_timeout=COMMAND_TIMEOUT_S,
     )
 
 

@@ -1,15 +1,20 @@
 """The process's Redis clients (server mode only), and what an outage looks like.
 
-Commands time out quickly (`COMMAND_TIMEOUT_S`) so a Redis that is down or
-hung answers a request in seconds, not never. Subscriptions wait for messages
-for as long as they like, so they get a client of their own without a read
-timeout (`get_listening_redis`).
+Connecting times out quickly (`CONNECT_TIMEOUT_S`), and ATOM's own calls run
+under a deadline (`unavailable_as`, `COMMAND_TIMEOUT_S`), so a Redis that is
+down or hung answers a request in seconds, not never. The deadline is
+asyncio's, not redis-py's `socket_timeout`: with that set, redis-py 7.4
+swallows the cancellation of a task that is waiting for a reply (measured:
+109 of 200 cancelled publishes carried on), and an agent run cancelled
+mid-publish then ran to its end. Subscriptions wait for messages for as
+long as they like, so they get a client of their own (`get_listening_redis`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -40,7 +45,6 @@ def get_redis() -> aioredis.Redis | None:
             decode_responses=True,
             health_check_interval=30,
             socket_connect_timeout=CONNECT_TIMEOUT_S,
-            socket_timeout=COMMAND_TIMEOUT_S,
         )
     return _client
 
@@ -65,12 +69,14 @@ def outage(service: str) -> ServiceUnavailable:
     )
 
 
-@contextmanager
-def unavailable_as(service: str) -> Iterator[None]:
-    """Turn a Redis outage inside the block into `ServiceUnavailable` naming `service`."""
+@asynccontextmanager
+async def unavailable_as(service: str, timeout_s: float | None = COMMAND_TIMEOUT_S) -> AsyncIterator[None]:
+    """Turn a Redis outage inside the block, or a reply slower than `timeout_s` (None: a block
+    that waits on purpose, like a subscription), into `ServiceUnavailable` naming `service`."""
     try:
-        yield
-    except OUTAGE_ERRORS as exc:
+        async with asyncio.timeout(timeout_s):
+            yield
+    except (*OUTAGE_ERRORS, TimeoutError) as exc:
         raise outage(service) from exc
 
 

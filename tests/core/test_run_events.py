@@ -249,3 +249,30 @@ async def test_a_run_left_running_by_a_dead_process_is_cancelled_by_the_requeste
     run = await runtime.get_run(ctx, orphan.id)
     assert run.status == "cancelled" and run.error == runtime.ABANDONED and run.finished_at is not None
     assert await runtime.cancel_run(ctx, orphan.id) is False  # ended: nothing left to cancel
+
+
+async def test_a_task_cancelled_while_publishing_is_cancelled(backend: str) -> None:
+    """A cancellation that lands while the bus waits for Redis's reply is never swallowed
+    (redis-py's own socket_timeout swallowed about half of them: see infra/redis.py)."""
+    bus, channel = events.get_bus(), events.channel(uuid.uuid4(), "cancel-probe")
+    swallowed = 0
+    for turn in range(60):
+
+        async def publish_then_wait() -> None:
+            await bus.publish(channel, {"type": "probe"})
+            await asyncio.sleep(0)
+            await bus.publish(channel, {"type": "probe"})
+            await asyncio.sleep(30)  # reached only if the cancellation was lost
+
+        task = asyncio.create_task(publish_then_wait())
+        for _ in range(turn % 6 + 1):  # land the cancel at different points of a publish
+            await asyncio.sleep(0)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=2)
+        if not done:
+            swallowed += 1
+            task.cancel()
+            await asyncio.wait({task})
+        else:
+            assert task.cancelled()
+    assert swallowed == 0, f"{swallowed} of 60 cancellations were swallowed"

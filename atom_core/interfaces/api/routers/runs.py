@@ -55,7 +55,7 @@ async def _require_redis() -> None:
     stream's 200 is sent. An outage after this still ends the stream with `run.failed`."""
     client = get_redis()
     if client is not None:
-        with unavailable_as("concurrency limit"):
+        async with unavailable_as("concurrency limit"):
             await client.ping()
 
 
