@@ -151,8 +151,19 @@ def pg_database() -> Iterator[PgDatabase | None]:
     )
     migrations.upgrade(url=db.admin_url, app_role=make_url(PG_URL).username)
     yield db
+    drop_database(name, app_role=make_url(PG_URL).username)
+
+
+def drop_database(name: str, app_role: str) -> None:
+    """Drop a test database even while the app role still has connections to it (a worker
+    or a pool the session left open): FORCE may only end the sessions of roles the
+    admin is a member of, so it joins the app role first if it must."""
     with psycopg.connect(libpq(PG_ADMIN_URL), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        try:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except psycopg.errors.InsufficientPrivilege:
+            conn.execute(f'GRANT "{app_role}" TO CURRENT_USER')
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
