@@ -718,8 +718,9 @@ def render_input(state: RunState, step: specs.StepSpec) -> Any:
             raise templates.TemplateError(f"over must give a list, not {type(items).__name__}")
         if len(items) > MAP_ITEMS_MAX:
             raise templates.TemplateError(f"over gave {len(items)} items; at most {MAP_ITEMS_MAX} are allowed")
+        text = _input_template(step)
         with rendering.batch():
-            return [rendering.render(_input_template(step), {**ctx, "item": x, "index": i}) for i, x in enumerate(items)]
+            return [rendering.render(text, {**ctx, "item": x, "index": i}) for i, x in enumerate(items)]
     return rendering.render(_input_template(step), ctx)
 
 

@@ -26,8 +26,9 @@ from atom_core.workflows.templates import TemplateError
 ROUNDS_MAX = 16  # runs of one transition that may ask for renders (each round renders all it asked for)
 
 
-class Elsewhere(Exception):  # noqa: N818 - a request, not a failure; never a TemplateError (callers catch those)
-    """The transition needs these request frames rendered by a worker first."""
+class Elsewhere(Exception):
+    """The transition needs these request frames rendered by a worker first. Never a TemplateError:
+    transitions catch those."""
 
     def __init__(self, requests: list[bytes]) -> None:
         super().__init__(f"{len(requests)} template(s) to render in a worker")

@@ -61,7 +61,7 @@ class TemplateError(Invalid):
     """A template that does not compile or fails to render; the message is one short line, safe to show."""
 
 
-class Overspent(Exception):  # noqa: N818 - a signal, not a failure
+class Overspent(Exception):
     """A render on the caller's thread used up its small budget: render it in a worker instead."""
 
 
@@ -233,8 +233,9 @@ _GROWTH: dict[str, Callable[[dict[str, Any]], int]] = {
 }
 # Filters that run Python code per item (a key, a test, an attribute lookup): about five times the work of
 # walking the items in C, which is what the input's size charges.
-for _name in ("sort", "unique", "map", "select", "reject", "selectattr", "rejectattr", "groupby", "dictsort", "min", "max"):
-    _GROWTH[_name] = lambda a: 4 * _size(a["value"])
+_PER_ITEM = ("sort", "unique", "map", "select", "reject", "selectattr", "rejectattr", "groupby", "dictsort")
+_PER_ITEM += ("min", "max")
+_GROWTH |= dict.fromkeys(_PER_ITEM, lambda a: 4 * _size(a["value"]))
 
 
 def _guarded(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
