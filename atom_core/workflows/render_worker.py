@@ -77,9 +77,16 @@ def main() -> None:
     from atom_core.workflows import templates  # noqa: F401 - imported before the first request
 
     retire = frame(RETIRE)  # built now: there may be no memory for it later
-    while (request := _read(requests)) is not None:
-        _limit_cpu(args.cpu_s)
-        reply = answer(request)
+    while True:
+        try:
+            request = _read(requests)
+        except MemoryError:  # the request's data alone does not fit
+            reply = retire
+        else:
+            if request is None:
+                return
+            _limit_cpu(args.cpu_s)
+            reply = answer(request)
         replies.write(reply)
         replies.flush()
         if reply == retire:  # a MemoryError may leave the interpreter in a poor state

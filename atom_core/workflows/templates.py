@@ -233,8 +233,9 @@ _GROWTH: dict[str, Callable[[dict[str, Any]], int]] = {
 }
 # Filters that run Python code per item (a key, a test, an attribute lookup): about five times the work of
 # walking the items in C, which is what the input's size charges.
-_PER_ITEM = ("sort", "unique", "map", "select", "reject", "selectattr", "rejectattr", "groupby", "dictsort")
-_PER_ITEM += ("min", "max")
+_PER_ITEM = (
+    "sort", "unique", "map", "select", "reject", "selectattr", "rejectattr", "groupby", "dictsort", "min", "max",
+)  # fmt: skip
 _GROWTH |= dict.fromkeys(_PER_ITEM, lambda a: 4 * _size(a["value"]))
 
 
