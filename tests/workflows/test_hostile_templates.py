@@ -10,8 +10,11 @@ import time
 import httpx
 import pytest
 
+from atom_core.context import Ctx
 from atom_core.workflows import executors, render_pool, render_worker, templates
+from atom_core.workflows import service as workflows
 from atom_core.workflows.render_pool import RenderPool
+from tests.workflows.conftest import settled
 
 # The template of the report (22 s of a frozen API per run), and others of the same classes.
 REPORTED = (
@@ -251,3 +254,25 @@ async def test_hostile_templates_do_not_slow_another_tenants_requests(client: ht
     unloaded = statistics.median(before + await latencies(30))  # before and after: the host's load drifts
     assert busy >= 1 and all("too much work" in outcome for outcome in outcomes), outcomes
     assert loaded < 5 * unloaded, f"GET /me took {loaded * 1000:.1f} ms under attack, {unloaded * 1000:.1f} ms before"
+
+
+# ------------------------------------------------ every executor (Dramatiq workers too)
+
+
+@pytest.mark.usefixtures("test_tools", "executor")
+async def test_every_executor_renders_in_workers_and_refuses_hostile_templates(owner: Ctx) -> None:
+    loop_sum = "{% for n in range(4) %}{{ n }}{{ ' + ' if not loop.last }}{% endfor %}"
+    steps = [{"id": "sum", "type": "tool", "tool": "calculator", "args": {"expression": loop_sum}}]
+    spec = {
+        "name": "loops",
+        "steps": steps,
+        "output": "{% for c in 'ok' %}{{ c }}{% endfor %}={{ steps.sum.output.result }}",
+    }
+    view = await workflows.create_workflow(owner, spec)
+    run = await settled(owner, (await workflows.start_run(owner, view.workflow.id, {})).id)
+    assert (run.run.status, run.run.output) == ("succeeded", "ok=6"), run.run.error
+
+    view = await workflows.create_workflow(owner, {"name": "bomb", "steps": steps, "output": REPORTED})
+    run = await settled(owner, (await workflows.start_run(owner, view.workflow.id, {})).id)
+    assert run.run.status == "failed"
+    assert run.run.error.startswith("output: the template does too much work"), run.run.error
