@@ -88,7 +88,9 @@ class RenderPool:
             return reply
 
     async def _start(self) -> _Worker:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
+        # Only what Python needs to start: the server's secrets and settings stay out of its reach.
+        path = os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))
+        env = {"PYTHONPATH": path, "PATH": os.environ.get("PATH", "")}
         process = await asyncio.create_subprocess_exec(
             *self._command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env
         )

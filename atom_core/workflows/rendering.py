@@ -52,12 +52,23 @@ class Prepared:
             _prepared.reset(token)
 
     async def fill(self, needed: Elsewhere) -> None:
-        """Render what the transition asked for, all at once (the pool runs a few at a time)."""
+        """Render what the transition asked for, all at once (the pool runs a few at a time). The
+        first failure is enough: the transition will fail on it, so the others are given up."""
         self.rounds += 1
         pool = render_pool.get_pool()
         todo = [request for request in dict.fromkeys(needed.requests) if request not in self.outcomes]
-        replies = await asyncio.gather(*(_ask(pool, request) for request in todo))
-        self.outcomes.update(zip(todo, replies, strict=True))
+        tasks = [asyncio.ensure_future(_ask(pool, request)) for request in todo]
+        try:
+            for next_reply in asyncio.as_completed(tasks):
+                if "error" in await next_reply:
+                    break
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for request, task in zip(todo, tasks, strict=True):
+            if not task.cancelled() and task.exception() is None:
+                self.outcomes[request] = task.result()
 
 
 async def _ask(pool: render_pool.RenderPool, request: bytes) -> dict[str, Any]:

@@ -128,6 +128,18 @@ async def test_a_worker_over_its_memory_limit_fails_the_render_and_is_replaced()
         pool.close()
 
 
+async def test_a_worker_gets_none_of_the_servers_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATOM_SECRET_KEY", "a-secret-the-worker-must-not-have")
+    pool = RenderPool(workers=1)
+    try:
+        await pool.ask(request("{{ 1 }}"))
+        (worker,) = pool._all
+        with open(f"/proc/{worker.process.pid}/environ", "rb") as environ:
+            assert b"a-secret-the-worker-must-not-have" not in environ.read()
+    finally:
+        pool.close()
+
+
 def _vm_size_mb(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         line = next(line for line in status if line.startswith("VmSize:"))
