@@ -24,7 +24,7 @@ from atom_core.workflows import render_worker
 from atom_core.workflows.templates import TemplateError
 
 WORKERS = 2  # renders at once per process; more wait their turn (each may use a core for seconds)
-TIME_LIMIT_S = 5.0  # wall clock, from the request to the reply
+TIME_LIMIT_S = 10.0  # wall clock, request to reply: a stuck worker (CPU time is the real cap, below)
 CPU_LIMIT_S = 2  # CPU seconds per request, enforced by the kernel in the worker
 MEMORY_LIMIT_MB = 512  # the worker's whole address space
 _PACKAGE_ROOT = str(Path(atom_core.__file__).resolve().parents[1])  # the worker imports this same atom_core
