@@ -45,8 +45,8 @@ from atom_core.db.session import rls_scope
 from atom_core.errors import NotFound
 from atom_core.infra import events
 from atom_core.settings import get_settings
+from atom_core.workflows import rendering, templates
 from atom_core.workflows import spec as specs
-from atom_core.workflows import templates
 from atom_core.workflows.models import (
     RUN_ACTIVE,
     RUN_IN_FLIGHT,
@@ -376,19 +376,28 @@ async def transact(
     publish its events after commit. `act` is synchronous: it runs on the
     connection's side (see `stores`). `session=True` for an `act` that writes
     other tables through `state.session` (always a SQLAlchemy session then);
-    `before` writes first in the same transaction (a new run's rows)."""
+    `before` writes first in the same transaction (a new run's rows). A
+    transition that needs a template rendered in a worker is undone, and run
+    again once it is (see `rendering`)."""
+    prepared = rendering.Prepared()
 
     def locked(store: Store) -> tuple[RunState, T]:
-        if before is not None:
-            before(store)
-        return _locked(store, tenant_id, run_id, act, detail)
+        with prepared.active():
+            if before is not None:
+                before(store)
+            return _locked(store, tenant_id, run_id, act, detail)
 
     direct = None if session else get_direct()
-    if direct is not None:
-        state, result = await direct.transaction(lambda connection, memo: locked(SqliteStore(connection, memo)))
-    else:
-        async with session_scope(system_ctx(tenant_id)) as scope:
-            state, result = await scope.run_sync(lambda sync_session: locked(SessionStore(sync_session)))
+    while True:
+        try:
+            if direct is not None:
+                state, result = await direct.transaction(lambda connection, memo: locked(SqliteStore(connection, memo)))
+            else:
+                async with session_scope(system_ctx(tenant_id)) as scope:
+                    state, result = await scope.run_sync(lambda sync_session: locked(SessionStore(sync_session)))
+            break
+        except rendering.Elsewhere as needed:
+            await prepared.fill(needed)
     await publish(state)
     return result
 
@@ -561,7 +570,7 @@ def advance(state: RunState) -> list[Dispatch]:
 
 def _decide_condition(state: RunState, step: specs.StepSpec, row: StepRow) -> None:
     try:
-        value = bool(templates.evaluate(step.when or "", _context_for(state, state.graph.reads[step.id])))
+        value = bool(rendering.evaluate(step.when or "", _context_for(state, state.graph.reads[step.id])))
     except templates.TemplateError as exc:
         finish_row(row, "failed", error=f"when: {exc}")
         state.emit("step.failed", step_id=step.id, error=row.error)
@@ -607,7 +616,7 @@ def _succeed(state: RunState) -> None:
     output: Any = None
     if state.spec.output:
         try:
-            output = templates.render(state.spec.output, _context_for(state, state.graph.output_reads))
+            output = rendering.render(state.spec.output, _context_for(state, state.graph.output_reads))
         except templates.TemplateError as exc:
             end(state, "failed", error=f"output: {exc}")
             return
@@ -702,15 +711,18 @@ def render_input(state: RunState, step: specs.StepSpec) -> Any:
     The outputs the step reads must be loaded."""
     ctx = context(state, state.graph.reads[step.id])
     if step.type == "tool":
-        return _render_args(step.args, ctx)
+        with rendering.batch():
+            return _render_args(step.args, ctx)
     if step.type == "map":
-        items = templates.evaluate(step.over or "", ctx)
+        items = rendering.evaluate(step.over or "", ctx)
         if not isinstance(items, list | tuple):
             raise templates.TemplateError(f"over must give a list, not {type(items).__name__}")
         if len(items) > MAP_ITEMS_MAX:
             raise templates.TemplateError(f"over gave {len(items)} items; at most {MAP_ITEMS_MAX} are allowed")
-        return [templates.render(_input_template(step), {**ctx, "item": x, "index": i}) for i, x in enumerate(items)]
-    return templates.render(_input_template(step), ctx)
+        text = _input_template(step)
+        with rendering.batch():
+            return [rendering.render(text, {**ctx, "item": x, "index": i}) for i, x in enumerate(items)]
+    return rendering.render(_input_template(step), ctx)
 
 
 def _input_template(step: specs.StepSpec) -> str:
@@ -719,7 +731,7 @@ def _input_template(step: specs.StepSpec) -> str:
 
 def _render_args(value: Any, ctx: dict[str, Any]) -> Any:
     if isinstance(value, str):
-        return templates.render(value, ctx)
+        return rendering.render(value, ctx)
     if isinstance(value, dict):
         return {k: _render_args(v, ctx) for k, v in value.items()}
     if isinstance(value, list):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import operator
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.environment import TemplateExpression
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -32,6 +34,7 @@ SIZE_MAX = 100_000  # characters or items of a string or list built by an operat
 RENDER_MAX = 200_000  # characters of a rendered template
 INT_DIGITS_MAX = 1000  # digits of an integer built by arithmetic
 WORK_MAX = 10_000_000  # units one render may spend: about a character handled, or a value stored
+INLINE_WORK_MAX = 300_000  # units a render may spend on the caller's thread (a few ms); more goes to a worker
 STEP_COST = 50  # units of one Python-level step: a template node run, a call, a filter
 ITEM_COST = 10  # units of one value inside a container
 
@@ -58,19 +61,25 @@ class TemplateError(Invalid):
     """A template that does not compile or fails to render; the message is one short line, safe to show."""
 
 
+class Overspent(Exception):
+    """A render on the caller's thread used up its small budget: render it in a worker instead."""
+
+
 # -------------------------------------------------------------- the budget
 
 
 class _Render:
     """What one render may still spend, and the names of the values it reads (for error messages)."""
 
-    def __init__(self, context: Mapping[str, Any]):
-        self.left = WORK_MAX
+    def __init__(self, context: Mapping[str, Any], limit: int):
+        self.left, self.inline = limit, limit < WORK_MAX
         self.paths = {id(value): name for name, value in context.items() if isinstance(value, dict | list)}
 
     def charge(self, units: int) -> None:
         self.left -= units
         if self.left < 0:
+            if self.inline:
+                raise Overspent()
             raise TemplateError("the template does too much work: loop over less data or simplify it")
 
 
@@ -121,6 +130,12 @@ def _check_length(length: int) -> None:
         raise TemplateError(f"result too large: {length} characters or items (the limit is {SIZE_MAX})")
 
 
+def _check_value(length: int) -> None:
+    """A value built by concatenation, a literal or a slice: no longer than a whole render may be."""
+    if length > RENDER_MAX:
+        raise TemplateError(f"result too large: {length} characters or items (the limit is {RENDER_MAX})")
+
+
 # ------------------------------------------------------------ the operators
 
 
@@ -159,6 +174,32 @@ def _binop_size(operator: str, left: Any, right: Any) -> int:
     return 0
 
 
+# Comparisons (`==`, `<`, `in`, ...) walk both operands in C: `a == b` over two big lists, run in a loop,
+# is a stall the loop's per-iteration charge cannot see. Each one is charged by the operands' sizes.
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "gteq": operator.ge,
+    "lt": operator.lt,
+    "lteq": operator.le,
+    "in": lambda a, b: a in b,
+    "notin": lambda a, b: a not in b,
+}
+
+
+def _compare(left: Any, *chain: Any) -> bool:
+    """`left op1 right1 op2 right2 ...` as Python chains it, each link charged before it runs."""
+    result: Any = True
+    for name, right in zip(chain[::2], chain[1::2], strict=True):
+        _charge(STEP_COST + _size(left) + _size(right))
+        result = _COMPARE[name](left, right)
+        if not result:
+            return result
+        left = right
+    return result
+
+
 # ------------------------------------------------------------------ filters
 
 
@@ -190,6 +231,12 @@ _GROWTH: dict[str, Callable[[dict[str, Any]], int]] = {
     "urlencode": lambda a: 2 * _size(a["value"]),
     "sum": _numbers_only,
 }
+# Filters that run Python code per item (a key, a test, an attribute lookup): about five times the work of
+# walking the items in C, which is what the input's size charges.
+_PER_ITEM = (
+    "sort", "unique", "map", "select", "reject", "selectattr", "rejectattr", "groupby", "dictsort", "min", "max",
+)  # fmt: skip
+_GROWTH |= dict.fromkeys(_PER_ITEM, lambda a: 4 * _size(a["value"]))
 
 
 def _guarded(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -225,11 +272,15 @@ def _charged_items(iterable: Any, cost: int, state: _Render) -> Iterator[Any]:
 
 def _concat(parts: list[Any]) -> str:
     _charge(_size(parts))
-    return "".join(map(str, parts))
+    text = "".join(map(str, parts))
+    _check_value(len(text))
+    return text
 
 
 def _built(value: Any) -> Any:
     _charge(_size(value))
+    if isinstance(value, str | list | tuple | dict):
+        _check_value(len(value))
     return value
 
 
@@ -285,6 +336,23 @@ class _Metered(NodeTransformer):
         self.generic_visit(node)
         return _filter("atom:built", node) if node.ctx == "load" else node  # not `{% for a, b in ... %}`
 
+    def visit_Getitem(self, node: nodes.Getitem) -> nodes.Node:  # a slice copies what it takes
+        self.generic_visit(node)
+        return _filter("atom:built", node) if isinstance(node.arg, nodes.Slice) else node
+
+
+class _CodeGenerator(CodeGenerator):
+    """Jinja's code generator, with comparisons sent through `_compare` (the sandbox intercepts
+    binary operators, not comparisons)."""
+
+    def visit_Compare(self, node: nodes.Compare, frame: Frame) -> None:
+        self.write("environment.compare(")
+        self.visit(node.expr, frame)
+        for operand in node.ops:
+            self.write(f", {operand.op!r}, ")
+            self.visit(operand.expr, frame)
+        self.write(")")
+
 
 def _metered(tree: nodes.Template) -> nodes.Template:
     return _Metered().visit(tree).set_environment(_ENV)
@@ -317,7 +385,12 @@ def _named(value: Any, parent: Any, suffix: str) -> Any:
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
+    code_generator_class = _CodeGenerator
     intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    @staticmethod
+    def compare(left: Any, *chain: Any) -> bool:
+        return _compare(left, *chain)
 
     def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
         _charge(STEP_COST + _binop_size(operator, left, right))
@@ -343,11 +416,13 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return None  # no str.format at all (`{:>999999999}`): is_safe_attribute refuses it
 
     def getattr(self, obj: Any, attribute: str) -> Any:
+        _charge(STEP_COST)
         if isinstance(obj, dict) and attribute in obj:  # data first: a field named `items` is not dict.items
             return _named(obj[attribute], obj, f".{attribute}")
         return _named(super().getattr(obj, attribute), obj, f".{attribute}")
 
     def getitem(self, obj: Any, argument: Any) -> Any:
+        _charge(STEP_COST + (len(argument) if isinstance(argument, str) else 0))  # a key is hashed
         return _named(super().getitem(obj, argument), obj, f"[{argument!r}]")
 
 
@@ -362,6 +437,7 @@ def _environment() -> _Sandbox:
     del env.globals["namespace"]  # mutable state the budget cannot weigh
     del env.filters["urlize"]  # HTML, and it grows text by its arguments
     env.filters = {name: _guarded(name, fn) for name, fn in env.filters.items()}
+    env.tests = {name: _guarded(name, fn) for name, fn in env.tests.items()}  # `x is in big`, `is eq`
     env.filters |= {"atom:loop": _loop, "atom:charge": _charge, "atom:concat": _concat, "atom:built": _built}
     return env
 
@@ -377,7 +453,7 @@ def _translated() -> Iterator[None]:
     """Any failure of a template becomes one TemplateError with a one-line message."""
     try:
         yield
-    except TemplateError:
+    except (TemplateError, Overspent):
         raise
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"{exc.message} (line {exc.lineno})") from None
@@ -390,8 +466,8 @@ def _translated() -> Iterator[None]:
 
 
 @contextmanager
-def _rendering(context: Mapping[str, Any]) -> Iterator[None]:
-    token = _current.set(_Render(context))
+def _rendering(context: Mapping[str, Any], limit: int) -> Iterator[None]:
+    token = _current.set(_Render(context, limit))
     try:
         yield
     finally:
@@ -428,19 +504,22 @@ def _joined(chunks: Iterator[str]) -> str:
     return "".join(parts)
 
 
-def render(template: str, context: Mapping[str, Any]) -> str:
-    """The template rendered with `context`; TemplateError for anything that goes wrong."""
+def render(template: str, context: Mapping[str, Any], *, limit: int = WORK_MAX) -> str:
+    """The template rendered with `context` on this thread; TemplateError for anything that goes wrong.
+    With a `limit` below WORK_MAX, Overspent when it is used up. Callers that must not stall use
+    `rendering.render`, which sends all but small, loop-free work to a worker process."""
     with _translated():
         compiled = _template(template)
-        with _rendering(context):
+        with _rendering(context, limit):
             return _joined(compiled.generate(context))
 
 
-def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
-    """The value of a Jinja expression (`steps.a.output.score > 3`); lazy results come back as lists."""
+def evaluate(expression: str, context: Mapping[str, Any], *, limit: int = WORK_MAX) -> Any:
+    """The value of a Jinja expression (`steps.a.output.score > 3`); lazy results come back as lists.
+    On this thread, like `render`."""
     with _translated():
         compiled = _expression(expression)
-        with _rendering(context):
+        with _rendering(context, limit):
             value = compiled(context)
             if isinstance(value, jinja2.Undefined):
                 value._fail_with_undefined_error()
@@ -468,6 +547,39 @@ def _tree(text: str, expression: bool) -> nodes.Template:
         if expression:
             return nodes.Template([nodes.Output([_parse_expression(text)])], lineno=1).set_environment(_ENV)
         return _ENV.parse(text)
+
+
+# What a template may use and still render on the caller's thread: every node runs at most once (no loop,
+# macro or call), and each does work linear in the data it reads, mostly in C. Anything else (and anything
+# that overspends INLINE_WORK_MAX even so) renders in a worker process (`rendering`).
+_INLINE_NODES = (
+    nodes.Template, nodes.Output, nodes.TemplateData, nodes.Const, nodes.Name, nodes.Getattr, nodes.Getitem,
+    nodes.Slice, nodes.CondExpr, nodes.And, nodes.Or, nodes.Not, nodes.Neg, nodes.Pos, nodes.Compare,
+    nodes.Operand, nodes.Concat, nodes.Add, nodes.Sub, nodes.Div, nodes.FloorDiv, nodes.List, nodes.Tuple,
+    nodes.Dict, nodes.Pair, nodes.Keyword, nodes.If, nodes.Assign, nodes.Test, nodes.Filter,
+)  # fmt: skip
+_INLINE_FILTERS = frozenset(
+    {
+        "abs", "capitalize", "count", "d", "default", "e", "escape", "first", "float", "int", "join", "last",
+        "length", "list", "lower", "replace", "reverse", "round", "safe", "string", "title", "tojson", "trim",
+        "truncate", "upper",
+    }
+)  # fmt: skip
+
+
+@functools.lru_cache(maxsize=512)
+def inline(text: str, *, expression: bool = False) -> bool:
+    """Whether the template is small, loop-free work that may render on the caller's thread."""
+    try:
+        tree = _tree(text, expression)
+    except TemplateError:
+        return False  # its error comes from the worker, like any other outcome
+    for node in (tree, *tree.find_all(nodes.Node)):
+        if not isinstance(node, _INLINE_NODES):
+            return False
+        if isinstance(node, nodes.Filter) and node.name not in _INLINE_FILTERS:
+            return False
+    return True
 
 
 def referenced_names(text: str, *, expression: bool = False) -> set[str]:
