@@ -173,6 +173,8 @@ def test_new_user_journey_and_a_second_tenant_sees_none_of_it(page: Page, browse
     expect(page).to_have_url(_url("/workflows/new"))
     editor = page.get_by_label("Spec (YAML or JSON)")
     expect(editor).to_be_visible(timeout=LOAD_MS)
+    # The page's on_load puts the starter spec in the editor: typing before it lands is overwritten.
+    expect(page.get_by_test_id("spec-valid")).to_be_visible(timeout=LOAD_MS)
     editor.fill(RESEARCH_BRIEF)
     expect(page.get_by_test_id("spec-valid")).to_contain_text("Valid: 4 steps", timeout=LOAD_MS)
     expect(page.locator(".react-flow__node")).to_have_count(4)

@@ -92,6 +92,8 @@ def test_write_run_approve_and_isolation(page: Page, base_url: str, snap) -> Non
     expect(page).to_have_url(_url("/workflows/new"))
     editor = _spec_editor(page)
     expect(editor).to_be_visible(timeout=15_000)
+    # The page's on_load puts the starter spec in the editor: typing before it lands is overwritten.
+    expect(page.get_by_test_id("spec-valid")).to_be_visible(timeout=15_000)
 
     # A broken edit: the engine's message and the field it names, under the editor.
     editor.fill(RESEARCH_BRIEF.replace("depends_on: [research]", "depends_on: [reserch]"))
