@@ -22,7 +22,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fnmatch import fnmatchcase
 from typing import Any
 
-from atom_core.infra.redis import get_listening_redis, get_redis, tenant_key, unavailable_as
+from atom_core.infra.redis import get_redis, tenant_key, unavailable_as
 
 Event = dict[str, Any]
 SUBSCRIBE_TIMEOUT_S = 10.0
@@ -90,7 +90,7 @@ class RedisBus:
 
     @asynccontextmanager
     async def _listen(self, name: str, *, pattern: bool) -> AsyncIterator[AsyncIterator[tuple[str, Event]]]:
-        client = get_listening_redis()
+        client = get_redis()
         assert client is not None
         pubsub = client.pubsub()  # its own connection: a subscribed connection can do nothing else
         try:

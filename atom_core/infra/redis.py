@@ -1,4 +1,4 @@
-"""The process's Redis clients (server mode only), and what an outage looks like.
+"""The process's Redis client (server mode only), and what an outage looks like.
 
 Connecting times out quickly (`CONNECT_TIMEOUT_S`), and ATOM's own calls run
 under a deadline (`unavailable_as`, `COMMAND_TIMEOUT_S`), so a Redis that is
@@ -7,7 +7,7 @@ asyncio's, not redis-py's `socket_timeout`: with that set, redis-py 7.4
 swallows the cancellation of a task that is waiting for a reply (measured:
 109 of 200 cancelled publishes carried on), and an agent run cancelled
 mid-publish then ran to its end. Subscriptions wait for messages for as
-long as they like, so they get a client of their own (`get_listening_redis`).
+long as they like: they run outside any deadline.
 """
 
 from __future__ import annotations
@@ -30,36 +30,19 @@ RETRY_AFTER_S = 5
 OUTAGE_ERRORS = (RedisConnectionError, RedisTimeoutError)
 
 _client: aioredis.Redis | None = None
-_listening: aioredis.Redis | None = None
 
 
 def get_redis() -> aioredis.Redis | None:
-    """None in embedded mode (no ATOM_REDIS_URL)."""
+    """None in embedded mode (no ATOM_REDIS_URL). A subscription takes a pooled connection of its own."""
     global _client
     url = get_settings().redis_url
     if not url:
         return None
     if _client is None:
         _client = aioredis.from_url(
-            url,
-            decode_responses=True,
-            health_check_interval=30,
-            socket_connect_timeout=CONNECT_TIMEOUT_S,
-        )
-    return _client
-
-
-def get_listening_redis() -> aioredis.Redis | None:
-    """A client for subscriptions: a blocking read for the next message must not time out."""
-    global _listening
-    url = get_settings().redis_url
-    if not url:
-        return None
-    if _listening is None:
-        _listening = aioredis.from_url(
             url, decode_responses=True, health_check_interval=30, socket_connect_timeout=CONNECT_TIMEOUT_S
         )
-    return _listening
+    return _client
 
 
 def outage(service: str) -> ServiceUnavailable:
@@ -86,8 +69,7 @@ def tenant_key(tenant_id: object, *parts: object) -> str:
 
 
 async def close_redis() -> None:
-    global _client, _listening
-    for client in (_client, _listening):
-        if client is not None:
-            await client.aclose()
-    _client = _listening = None
+    global _client
+    if _client is not None:
+        await _client.aclose()
+    _client = None
